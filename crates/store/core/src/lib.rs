@@ -1,0 +1,248 @@
+//! The contracts of Ingot's storage: [`EventStore`] (events, queryable) and [`Registry`]
+//! (tenants, devices, API keys), with a conformance suite every backend runs unchanged.
+//!
+//! Invariants every backend keeps:
+//!
+//! - Events are scoped to their tenant in storage: every read names a tenant and sees only
+//!   that tenant's rows.
+//! - Writes are idempotent on `(tenant, id)`: a second event with an id already stored is
+//!   skipped, so replaying the log never duplicates.
+//! - [`EventStore::write_batch`] stores the events and the writer's checkpoint (the next log
+//!   offset per partition) in one transaction, so a restart resumes exactly after what was
+//!   stored.
+//! - Listing is newest first by `(ts, id)`, with an opaque cursor that continues strictly
+//!   after the last event of the previous page.
+//! - Secrets (device tokens, API keys) are only ever stored as hashes.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ingot_core::{Event, EventId, TenantId, Timestamp};
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+mod error;
+
+pub use error::StoreError;
+
+/// The most events one listing page may hold.
+pub const MAX_PAGE: usize = 10_000;
+
+/// A listing request; `from` is inclusive, `to` exclusive.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListQuery {
+    /// Only this device.
+    pub device: Option<String>,
+    /// Only this sensor.
+    pub sensor: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Events with `ts >= from`.
+    pub from: Option<Timestamp>,
+    /// Events with `ts < to`.
+    pub to: Option<Timestamp>,
+    /// Page size, 1 to [`MAX_PAGE`].
+    pub limit: usize,
+    /// Continue after this position (from the previous page's `next`).
+    pub cursor: Option<Cursor>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    /// Newest first.
+    pub events: Vec<Event>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<Cursor>,
+}
+
+/// A position in the newest-first order: strictly older than `(ts, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Timestamp of the last event returned.
+    pub ts: Timestamp,
+    /// Id of the last event returned.
+    pub id: EventId,
+}
+
+impl Cursor {
+    /// The cursor after `event`.
+    pub fn after(event: &Event) -> Cursor {
+        Cursor { ts: event.ts, id: event.id.clone() }
+    }
+
+    /// The opaque text form handed to clients.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.ts.as_micros(), self.id))
+    }
+
+    /// Parses the text form; `None` if it is not one we produced.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        let (ts, id) = text.split_once(':')?;
+        Some(Cursor { ts: Timestamp::from_micros(ts.parse().ok()?), id: EventId::parse(id).ok()? })
+    }
+}
+
+/// Where a log consumer resumes: for each partition, the next offset to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The consumer's name (`store-writer`).
+    pub consumer: String,
+    /// The log topic.
+    pub topic: String,
+    /// `(partition, next offset)` pairs; partitions not named keep their previous value.
+    pub offsets: Vec<(u32, u64)>,
+}
+
+/// What [`EventStore::write_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOutcome {
+    /// Events newly stored.
+    pub inserted: usize,
+    /// Events skipped because their `(tenant, id)` was already stored.
+    pub duplicates: usize,
+}
+
+/// Queryable event storage.
+#[async_trait]
+pub trait EventStore: Send + Sync + fmt::Debug + 'static {
+    /// Stores `events`, skipping any whose `(tenant, id)` exists (also within the batch),
+    /// and advances `checkpoint`, all in one transaction.
+    async fn write_batch(&self, events: Vec<Event>, checkpoint: &Checkpoint) -> Result<WriteOutcome, StoreError>;
+
+    /// The stored checkpoint of `consumer` on `topic`: `(partition, next offset)` pairs, empty
+    /// if it never wrote.
+    async fn checkpoint(&self, consumer: &str, topic: &str) -> Result<Vec<(u32, u64)>, StoreError>;
+
+    /// One page of a tenant's events, newest first by `(ts, id)`.
+    async fn list_events(&self, tenant: TenantId, query: &ListQuery) -> Result<EventPage, StoreError>;
+
+    /// One event with its binary payload, if stored.
+    async fn get_event(&self, tenant: TenantId, id: &EventId) -> Result<Option<Event>, StoreError>;
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Storage key.
+    pub id: TenantId,
+    /// Unique name (`default`, `acme`).
+    pub name: String,
+    /// When it was created.
+    pub created: Timestamp,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Read its tenant's data.
+    Reader,
+    /// Read, and ingest for any device of its tenant (a gateway).
+    Writer,
+    /// Everything within its tenant, including devices and keys.
+    Admin,
+    /// Everything, including creating tenants.
+    System,
+}
+
+impl Role {
+    /// The name used in the API and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+            Role::System => "system",
+        }
+    }
+
+    /// Parses [`Role::as_str`]'s output.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "reader" => Some(Role::Reader),
+            "writer" => Some(Role::Writer),
+            "admin" => Some(Role::Admin),
+            "system" => Some(Role::System),
+            _ => None,
+        }
+    }
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its name, unique in the tenant.
+    pub name: String,
+    /// When it was registered.
+    pub created: Timestamp,
+}
+
+/// An API key's record (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Public identifier, used to revoke it.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// What it may do.
+    pub role: Role,
+    /// When it was created.
+    pub created: Timestamp,
+}
+
+/// The SHA-256 of a secret; the only form in which secrets are stored.
+pub type SecretHash = [u8; 32];
+
+/// Tenants, devices and API keys.
+#[async_trait]
+pub trait Registry: Send + Sync + fmt::Debug + 'static {
+    /// Creates a tenant; [`StoreError::AlreadyExists`] if the name is taken.
+    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError>;
+
+    /// The tenant with this name.
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError>;
+
+    /// Registers a device with its token's hash; [`StoreError::AlreadyExists`] if the name
+    /// is taken in the tenant.
+    async fn create_device(&self, tenant: TenantId, name: &str, token: &SecretHash) -> Result<Device, StoreError>;
+
+    /// Removes a device (its token stops working; its events stay). False if there was none.
+    async fn delete_device(&self, tenant: TenantId, name: &str) -> Result<bool, StoreError>;
+
+    /// The device whose token hashes to `token`.
+    async fn device_by_token(&self, token: &SecretHash) -> Result<Option<Device>, StoreError>;
+
+    /// Stores an API key under the public `id`.
+    async fn create_api_key(&self, tenant: TenantId, id: &str, role: Role, key: &SecretHash) -> Result<ApiKey, StoreError>;
+
+    /// The live (not revoked) API key whose secret hashes to `key`.
+    async fn api_key_by_hash(&self, key: &SecretHash) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Revokes a tenant's key by id. False if the tenant has no live key with that id.
+    async fn revoke_api_key(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Both contracts, as one backend provides them.
+pub trait Store: EventStore + Registry {}
+
+impl<T: EventStore + Registry> Store for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_refuses_garbage() {
+        let c = Cursor { ts: Timestamp::from_micros(-5), id: EventId::parse("a:b").unwrap() };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for bad in ["", "!!", "bm9jb2xvbg", "MTIz"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+}
