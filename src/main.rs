@@ -1,1 +1,5 @@
-fn main() {}
+//! The `ingot` binary. Everything lives in `ingot-app`; this only hands over.
+
+fn main() -> std::process::ExitCode {
+    ingot_app::main()
+}

@@ -166,7 +166,10 @@ mod tests {
     fn compact_keeps_strings_intact() {
         let text = "{ \"a\" : [1, 2 ],\n \"b\": \"x y \\\" z\" }";
         assert_eq!(compact(text), r#"{"a":[1,2],"b":"x y \" z"}"#);
-        assert_eq!(JsonText::parse(text).unwrap().as_str(), r#"{"a":[1,2],"b":"x y \" z"}"#);
+        assert_eq!(
+            JsonText::parse(text).unwrap().as_str(),
+            r#"{"a":[1,2],"b":"x y \" z"}"#
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ pub struct FieldError {
 impl FieldError {
     /// An error about the field at `path`.
     pub fn new(path: impl Into<String>, reason: impl Into<Cow<'static, str>>) -> FieldError {
-        FieldError { path: path.into(), reason: reason.into() }
+        FieldError {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -136,13 +139,24 @@ impl ErrorExt for BodyError {
 }
 
 /// Parses a whole body into drafts, all or nothing.
-pub fn parse_body(body: &[u8], format: BodyFormat, limits: &Limits) -> Result<Vec<Draft>, BodyError> {
+pub fn parse_body(
+    body: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+) -> Result<Vec<Draft>, BodyError> {
     if body.len() > limits.max_body_bytes {
-        return Err(BodyError::BodyTooLarge { size: body.len(), max: limits.max_body_bytes });
+        return Err(BodyError::BodyTooLarge {
+            size: body.len(),
+            max: limits.max_body_bytes,
+        });
     }
     let text = std::str::from_utf8(body).map_err(|e| {
         let (line, column) = line_col(body, e.valid_up_to());
-        BodyError::Syntax { line, column, message: "invalid UTF-8".into() }
+        BodyError::Syntax {
+            line,
+            column,
+            message: "invalid UTF-8".into(),
+        }
     })?;
     match format {
         BodyFormat::Json => parse_json(text, limits),
@@ -165,7 +179,9 @@ fn parse_json(text: &str, limits: &Limits) -> Result<Vec<Draft>, BodyError> {
         return Err(BodyError::Empty);
     }
     if elements.len() > limits.max_batch_events {
-        return Err(BodyError::TooManyEvents { max: limits.max_batch_events });
+        return Err(BodyError::TooManyEvents {
+            max: limits.max_batch_events,
+        });
     }
     let mut drafts = Vec::with_capacity(elements.len());
     for (index, raw) in elements.into_iter().enumerate() {
@@ -176,12 +192,20 @@ fn parse_json(text: &str, limits: &Limits) -> Result<Vec<Draft>, BodyError> {
         let raw = raw.get();
         if raw.len() > limits.max_event_bytes {
             let max = limits.max_event_bytes;
-            return Err(BodyError::EventTooLarge { index, line: line(), size: raw.len(), max });
+            return Err(BodyError::EventTooLarge {
+                index,
+                line: line(),
+                size: raw.len(),
+                max,
+            });
         }
         // Already known to be well-formed: the only error left is the event's content.
         let value: Value = serde_json::from_str(raw).map_err(syntax)?;
-        let draft = parse_document(value, Some(raw))
-            .map_err(|error| BodyError::Invalid { index, line: line(), error })?;
+        let draft = parse_document(value, Some(raw)).map_err(|error| BodyError::Invalid {
+            index,
+            line: line(),
+            error,
+        })?;
         drafts.push(draft);
     }
     Ok(drafts)
@@ -197,19 +221,29 @@ fn parse_ndjson(text: &str, limits: &Limits) -> Result<Vec<Draft>, BodyError> {
         }
         let index = drafts.len();
         if index >= limits.max_batch_events {
-            return Err(BodyError::TooManyEvents { max: limits.max_batch_events });
+            return Err(BodyError::TooManyEvents {
+                max: limits.max_batch_events,
+            });
         }
         if trimmed.len() > limits.max_event_bytes {
             let (size, max) = (trimmed.len(), limits.max_event_bytes);
-            return Err(BodyError::EventTooLarge { index, line, size, max });
+            return Err(BodyError::EventTooLarge {
+                index,
+                line,
+                size,
+                max,
+            });
         }
         let value: Value = serde_json::from_str(line_text).map_err(|e| BodyError::Syntax {
             line,
             column: e.column(),
             message: strip_position(&e),
         })?;
-        let draft = parse_document(value, Some(trimmed))
-            .map_err(|error| BodyError::Invalid { index, line, error })?;
+        let draft = parse_document(value, Some(trimmed)).map_err(|error| BodyError::Invalid {
+            index,
+            line,
+            error,
+        })?;
         drafts.push(draft);
     }
     if drafts.is_empty() {
@@ -230,7 +264,10 @@ fn strip_position(e: &serde_json::Error) -> String {
 fn line_col(bytes: &[u8], at: usize) -> (usize, usize) {
     let before = &bytes[..at.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
     (line, before.len() - line_start + 1)
 }
 
@@ -252,7 +289,9 @@ pub enum DocumentFormat {
 /// Decides the format of a document from its keys.
 pub fn classify(doc: &Map<String, Value>) -> DocumentFormat {
     if doc.contains_key("payload")
-        && (doc.contains_key("sender") || doc.contains_key("origin") || doc.contains_key("namespace"))
+        && (doc.contains_key("sender")
+            || doc.contains_key("origin")
+            || doc.contains_key("namespace"))
     {
         DocumentFormat::Collector
     } else if doc.keys().all(|k| CANONICAL.contains(&k.as_str())) {
@@ -317,7 +356,12 @@ fn collector(map: &Map<String, Value>) -> Result<Draft, FieldError> {
     opt_str(map, "namespace")?;
     let payload = match map.get("payload") {
         Some(Value::Object(p)) => p,
-        _ => return Err(FieldError::new("payload", "must be an object with `type` and `value`")),
+        _ => {
+            return Err(FieldError::new(
+                "payload",
+                "must be an object with `type` and `value`",
+            ));
+        }
     };
     let kind = match payload.get("type") {
         None | Some(Value::Null) => None,
@@ -373,19 +417,30 @@ fn flat(map: &Map<String, Value>) -> Result<Draft, FieldError> {
         sensor: usable_name("sensor"),
         ts,
         kind: usable_name("kind").or_else(|| usable_name("type")),
-        value: map.get("value").and_then(Value::as_f64).filter(|v| v.is_finite()),
+        value: map
+            .get("value")
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite()),
         data: None,
         payload: None,
     })
 }
 
 fn check_location(map: &Map<String, Value>, prefix: &str) -> Result<(), FieldError> {
-    let Some(location) = map.get("location") else { return Ok(()) };
+    let Some(location) = map.get("location") else {
+        return Ok(());
+    };
     let Value::Object(loc) = location else {
-        return Err(FieldError::new(format!("{prefix}location"), "must be an object with `lat` and `lon`"));
+        return Err(FieldError::new(
+            format!("{prefix}location"),
+            "must be an object with `lat` and `lon`",
+        ));
     };
     for (key, limit) in [("lat", 90.0), ("lon", 180.0)] {
-        let ok = loc.get(key).and_then(Value::as_f64).is_some_and(|v| v.abs() <= limit);
+        let ok = loc
+            .get(key)
+            .and_then(Value::as_f64)
+            .is_some_and(|v| v.abs() <= limit);
         if !ok {
             let reason = format!("must be a number between -{limit} and {limit}");
             return Err(FieldError::new(format!("{prefix}location.{key}"), reason));
@@ -423,7 +478,11 @@ fn opt_number(map: &Map<String, Value>, key: &str, path: &str) -> Result<Option<
     }
 }
 
-fn opt_ts(map: &Map<String, Value>, key: &str, path: &str) -> Result<Option<Timestamp>, FieldError> {
+fn opt_ts(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<Timestamp>, FieldError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Timestamp::parse_rfc3339(s)
@@ -431,8 +490,13 @@ fn opt_ts(map: &Map<String, Value>, key: &str, path: &str) -> Result<Option<Time
             .map_err(|e| FieldError::new(path, format!("is not a valid timestamp: {e}"))),
         Some(Value::Number(n)) => number_ts(n.as_f64().unwrap_or(f64::NAN))
             .map(Some)
-            .ok_or_else(|| FieldError::new(path, "is not a valid Unix time in seconds or milliseconds")),
-        Some(_) => Err(FieldError::new(path, "must be an RFC 3339 string or a Unix time number")),
+            .ok_or_else(|| {
+                FieldError::new(path, "is not a valid Unix time in seconds or milliseconds")
+            }),
+        Some(_) => Err(FieldError::new(
+            path,
+            "must be an RFC 3339 string or a Unix time number",
+        )),
     }
 }
 
@@ -450,7 +514,10 @@ pub fn number_ts(n: f64) -> Option<Timestamp> {
 /// the caller sets device, sensor, kind and ts from the request's metadata.
 pub fn binary(content_type: &str, bytes: Bytes, limits: &Limits) -> Result<Draft, BodyError> {
     if bytes.len() > limits.max_binary_bytes {
-        return Err(BodyError::BodyTooLarge { size: bytes.len(), max: limits.max_binary_bytes });
+        return Err(BodyError::BodyTooLarge {
+            size: bytes.len(),
+            max: limits.max_binary_bytes,
+        });
     }
     if bytes.is_empty() {
         return Err(BodyError::Empty);
@@ -458,7 +525,10 @@ pub fn binary(content_type: &str, bytes: Bytes, limits: &Limits) -> Result<Draft
     let data = serde_json::json!({ "content_type": content_type, "size": bytes.len() });
     Ok(Draft {
         data: Some(JsonText::from_value(&data)),
-        payload: Some(Payload { content_type: content_type.to_owned(), bytes }),
+        payload: Some(Payload {
+            content_type: content_type.to_owned(),
+            bytes,
+        }),
         ..Draft::default()
     })
 }

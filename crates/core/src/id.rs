@@ -71,7 +71,9 @@ impl Default for IdGenerator {
 impl IdGenerator {
     /// A generator with no history.
     pub fn new() -> IdGenerator {
-        IdGenerator { last: Mutex::new((0, 0)) }
+        IdGenerator {
+            last: Mutex::new((0, 0)),
+        }
     }
 
     /// The next id for an event arriving at `now`.
@@ -97,7 +99,12 @@ impl IdGenerator {
             let shift = 125 - 5 * i as u32;
             *slot = CROCKFORD[((value >> shift) & 0x1f) as usize];
         }
-        EventId(out.iter().map(|&b| b as char).collect::<String>().into_boxed_str())
+        EventId(
+            out.iter()
+                .map(|&b| b as char)
+                .collect::<String>()
+                .into_boxed_str(),
+        )
     }
 }
 

@@ -32,14 +32,29 @@ mod tests {
 
     #[test]
     fn accepts_device_like_names() {
-        for ok in ["probe-7", "demoMemoria", "BSTZ9IEK39HHYZB6I", "cam_1.front", "a@b:c~d"] {
+        for ok in [
+            "probe-7",
+            "demoMemoria",
+            "BSTZ9IEK39HHYZB6I",
+            "cam_1.front",
+            "a@b:c~d",
+        ] {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
     }
 
     #[test]
     fn refuses_topic_separators_and_blanks() {
-        for bad in ["", "a/b", "a+b", "#", "with space", "tab\t", "é", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "a/b",
+            "a+b",
+            "#",
+            "with space",
+            "tab\t",
+            "é",
+            &"x".repeat(129),
+        ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }
     }

@@ -94,23 +94,53 @@ pub fn decode(input: &Bytes) -> Result<Event, DecodeError> {
     let tenant = u32::try_from(r.varint()?).map_err(|_| r.err("tenant out of range"))?;
     let id = EventId::parse(r.str()?).map_err(|_| r.err("invalid id"))?;
     let device = r.str()?.to_owned();
-    let sensor = if flags & SENSOR != 0 { Some(r.str()?.to_owned()) } else { None };
+    let sensor = if flags & SENSOR != 0 {
+        Some(r.str()?.to_owned())
+    } else {
+        None
+    };
     let ts = Timestamp::from_micros(r.i64()?);
     let received = Timestamp::from_micros(r.i64()?);
-    let kind = if flags & KIND != 0 { Some(r.str()?.to_owned()) } else { None };
-    let value = if flags & VALUE != 0 { Some(f64::from_bits(r.i64()? as u64)) } else { None };
-    let data = if flags & DATA != 0 { Some(JsonText::from_trusted(r.str()?)) } else { None };
+    let kind = if flags & KIND != 0 {
+        Some(r.str()?.to_owned())
+    } else {
+        None
+    };
+    let value = if flags & VALUE != 0 {
+        Some(f64::from_bits(r.i64()? as u64))
+    } else {
+        None
+    };
+    let data = if flags & DATA != 0 {
+        Some(JsonText::from_trusted(r.str()?))
+    } else {
+        None
+    };
     let payload = if flags & PAYLOAD != 0 {
         let content_type = r.str()?.to_owned();
         let (start, end) = r.span()?;
-        Some(Payload { content_type, bytes: input.slice(start..end) })
+        Some(Payload {
+            content_type,
+            bytes: input.slice(start..end),
+        })
     } else {
         None
     };
     if r.i != input.len() {
         return r.fail("trailing bytes");
     }
-    Ok(Event { id, tenant: TenantId(tenant), device, sensor, ts, received, kind, value, data, payload })
+    Ok(Event {
+        id,
+        tenant: TenantId(tenant),
+        device,
+        sensor,
+        ts,
+        received,
+        kind,
+        value,
+        data,
+        payload,
+    })
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -147,7 +177,10 @@ impl Reader<'_> {
     }
 
     fn i64(&mut self) -> Result<i64, DecodeError> {
-        let bytes = self.b.get(self.i..self.i + 8).ok_or_else(|| self.err("truncated"))?;
+        let bytes = self
+            .b
+            .get(self.i..self.i + 8)
+            .ok_or_else(|| self.err("truncated"))?;
         self.i += 8;
         let mut arr = [0u8; 8];
         arr.copy_from_slice(bytes);
@@ -201,21 +234,23 @@ mod tests {
             proptest::option::of(r#"\{"k":[0-9]{1,5}\}"#),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
         )
-            .prop_map(|(t, id, device, sensor, ts, kind, value, data, payload)| Event {
-                id: EventId::parse(&id).unwrap(),
-                tenant: TenantId(t),
-                device,
-                sensor,
-                ts: Timestamp::from_micros(ts),
-                received: Timestamp::from_micros(ts / 2),
-                kind,
-                value,
-                data: data.map(JsonText::from_trusted),
-                payload: payload.map(|b| Payload {
-                    content_type: "image/jpeg".into(),
-                    bytes: Bytes::from(b),
-                }),
-            })
+            .prop_map(
+                |(t, id, device, sensor, ts, kind, value, data, payload)| Event {
+                    id: EventId::parse(&id).unwrap(),
+                    tenant: TenantId(t),
+                    device,
+                    sensor,
+                    ts: Timestamp::from_micros(ts),
+                    received: Timestamp::from_micros(ts / 2),
+                    kind,
+                    value,
+                    data: data.map(JsonText::from_trusted),
+                    payload: payload.map(|b| Payload {
+                        content_type: "image/jpeg".into(),
+                        bytes: Bytes::from(b),
+                    }),
+                },
+            )
     }
 
     proptest! {

@@ -82,7 +82,11 @@ impl Timestamp {
 
     /// Parses an RFC 3339 date-time (see the module docs for the exact grammar).
     pub fn parse_rfc3339(s: &str) -> Result<Timestamp, TimeError> {
-        Parser { b: s.as_bytes(), i: 0 }.parse()
+        Parser {
+            b: s.as_bytes(),
+            i: 0,
+        }
+        .parse()
     }
 
     /// Formats as RFC 3339 in UTC (`2018-06-01T14:08:24.771Z`).
@@ -113,7 +117,7 @@ impl Timestamp {
         buf[16] = b':';
         put_digits(&mut buf[17..19], sod % 60);
         buf[19] = b'.';
-        let len = if sub % 1000 == 0 {
+        let len = if sub.is_multiple_of(1000) {
             put_digits(&mut buf[20..23], sub / 1000);
             buf[23] = b'Z';
             24
@@ -183,7 +187,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn fail<T>(&self, reason: &'static str) -> Result<T, TimeError> {
-        Err(TimeError { position: self.i, reason })
+        Err(TimeError {
+            position: self.i,
+            reason,
+        })
     }
 
     fn digits(&mut self, n: usize, what: &'static str) -> Result<u32, TimeError> {
@@ -297,7 +304,10 @@ impl Parser<'_> {
         let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
         let ts = Timestamp(secs * 1_000_000 + micros);
         if !ts.is_in_range() {
-            return Err(TimeError { position: 0, reason: "instant outside years 0000-9999 in UTC" });
+            return Err(TimeError {
+                position: 0,
+                reason: "instant outside years 0000-9999 in UTC",
+            });
         }
         Ok(ts)
     }
@@ -323,12 +333,20 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(c.as_micros(), b.as_micros() + 123);
         assert_eq!(c.to_rfc3339(), "2018-06-01T14:08:24.771123Z");
-        assert_eq!(Timestamp::parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), Timestamp::EPOCH);
         assert_eq!(
-            Timestamp::parse_rfc3339("1969-12-31T23:59:59.5Z").unwrap().as_micros(),
+            Timestamp::parse_rfc3339("1970-01-01T00:00:00Z").unwrap(),
+            Timestamp::EPOCH
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("1969-12-31T23:59:59.5Z")
+                .unwrap()
+                .as_micros(),
             -500_000
         );
-        assert_eq!(Timestamp::from_micros(-500_000).to_rfc3339(), "1969-12-31T23:59:59.500Z");
+        assert_eq!(
+            Timestamp::from_micros(-500_000).to_rfc3339(),
+            "1969-12-31T23:59:59.500Z"
+        );
     }
 
     #[test]

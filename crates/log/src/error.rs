@@ -26,6 +26,27 @@ pub enum LogError {
     /// A caller error: empty batch, bad topic name, seek out of range...
     #[error("invalid log request: {0}")]
     Invalid(String),
+    /// A batch larger than one frame may hold.
+    #[error("log batch of {bytes} bytes exceeds the limit of {limit} bytes per append")]
+    TooLarge {
+        /// The encoded size of the batch.
+        bytes: u64,
+        /// The most one append may hold.
+        limit: u64,
+    },
+    /// A partition refuses appends after a failure that left its durability unknown (a failed
+    /// fsync, a failed segment roll); reopening the log recovers it from what is on disk.
+    #[error(
+        "log partition {topic}/{partition} failed earlier and refuses appends until the log is reopened: {reason}"
+    )]
+    Failed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The first failure.
+        reason: String,
+    },
     /// The log was closed.
     #[error("log closed")]
     Closed,
@@ -34,12 +55,34 @@ pub enum LogError {
     Unavailable(String),
 }
 
+impl LogError {
+    /// An [`LogError::Io`] for `path`.
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> LogError {
+        LogError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// A [`LogError::Corrupt`] at byte `at` of `path`.
+    pub(crate) fn corrupt(path: &std::path::Path, at: u64, reason: impl Into<String>) -> LogError {
+        LogError::Corrupt {
+            path: path.display().to_string(),
+            at,
+            reason: reason.into(),
+        }
+    }
+}
+
 impl ErrorExt for LogError {
     fn kind(&self) -> ErrorKind {
         match self {
             LogError::Invalid(_) => ErrorKind::InvalidInput,
+            LogError::TooLarge { .. } => ErrorKind::TooLarge,
             LogError::Closed | LogError::Unavailable(_) => ErrorKind::Unavailable,
-            LogError::Io { .. } | LogError::Corrupt { .. } => ErrorKind::Internal,
+            LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Failed { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Ingest appends every accepted event here and acknowledges the device only once the
 //! append is durable; the store writer (and later functions) consume from here. The
 //! [`Log`] trait is what callers see, so that the embedded segment-file backend
-//! (`file::FileLog`) and a NATS JetStream backend are interchangeable:
+//! ([`file::FileLog`]) and a NATS JetStream backend are interchangeable:
 //!
 //! - **Append** a batch of messages to the partition chosen by a key (tenant and device),
 //!   as one atomic unit: after a crash either the whole batch is there or none of it. The
@@ -24,9 +24,11 @@ use ingot_core::Timestamp;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
-// (the segment-file backend lands as `pub mod file;`)
+pub mod file;
+mod metrics;
 
 pub use error::LogError;
+pub use metrics::LogMetrics;
 
 /// Where a message is: its partition and its offset in that partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,7 +74,12 @@ pub trait Log: Send + Sync + fmt::Debug + 'static {
     /// (created on first use), returning once the batch is durable under the sync policy.
     ///
     /// An empty batch is an error. Appends of one key are delivered in call order.
-    async fn append(&self, topic: &str, key: &[u8], messages: Vec<Bytes>) -> Result<AppendAck, LogError>;
+    async fn append(
+        &self,
+        topic: &str,
+        key: &[u8],
+        messages: Vec<Bytes>,
+    ) -> Result<AppendAck, LogError>;
 
     /// Number of partitions of every topic of this log.
     fn partitions(&self) -> u32;
@@ -141,8 +148,9 @@ mod tests {
         // These values pin the on-disk layout: changing the hash would move devices.
         assert_eq!(partition_for(b"", 4), (0xcbf2_9ce4_8422_2325u64 % 4) as u32);
         assert_eq!(partition_for(b"1/probe-7", 1), 0);
-        let spread: std::collections::HashSet<u32> =
-            (0..100).map(|i| partition_for(format!("1/dev-{i}").as_bytes(), 4)).collect();
+        let spread: std::collections::HashSet<u32> = (0..100)
+            .map(|i| partition_for(format!("1/dev-{i}").as_bytes(), 4))
+            .collect();
         assert_eq!(spread.len(), 4);
     }
 }

@@ -20,8 +20,10 @@ fn field_error(json: &str) -> FieldError {
 
 #[test]
 fn canonical_document() {
-    let d = one(r#"{"id":"abc-1","device":"probe-7","sensor":"probe1","ts":"2018-06-01T14:08:24.771Z",
-        "kind":"temperature","value":15.0,"data":{"unit":"C"}}"#)
+    let d = one(
+        r#"{"id":"abc-1","device":"probe-7","sensor":"probe1","ts":"2018-06-01T14:08:24.771Z",
+        "kind":"temperature","value":15.0,"data":{"unit":"C"}}"#,
+    )
     .unwrap();
     assert_eq!(d.id.unwrap().as_str(), "abc-1");
     assert_eq!(d.device.as_deref(), Some("probe-7"));
@@ -57,7 +59,10 @@ fn vehicle_document_is_flat() {
     assert_eq!(d.kind, None);
     assert_eq!(d.value, None);
     let data = d.data.unwrap();
-    assert!(data.as_str().starts_with(r#"{"timestamp":"2018-06-01T14:08:24.771Z","vin":"#));
+    assert!(
+        data.as_str()
+            .starts_with(r#"{"timestamp":"2018-06-01T14:08:24.771Z","vin":"#)
+    );
     assert_eq!(data.to_value()["vehicle_speed"], 118.4);
     assert_eq!(data.to_value()["location"]["lon"], -77.39835);
 }
@@ -74,16 +79,48 @@ fn flat_document_without_device_leaves_it_to_the_credentials() {
 #[test]
 fn field_errors_name_the_path() {
     let cases = [
-        (r#"{"device":"p","value":"hot"}"#, "value", "must be a number"),
+        (
+            r#"{"device":"p","value":"hot"}"#,
+            "value",
+            "must be a number",
+        ),
         (r#"{"device":7}"#, "device", "must be a string"),
         (r#"{"device":"a/b"}"#, "device", "may only contain"),
-        (r#"{"device":"p","ts":"yesterday"}"#, "ts", "not a valid timestamp"),
-        (r#"{"device":"p","id":"no spaces"}"#, "id", "may only contain"),
-        (r#"{"sender":"s","payload":{"type":"t","value":"x"}}"#, "payload.value", "must be a number"),
-        (r#"{"sender":"s","payload":3}"#, "payload", "must be an object"),
-        (r#"{"vin":"V1","location":{"lat":91,"lon":0}}"#, "location.lat", "between -90 and 90"),
-        (r#"{"vin":"V1","location":{"lat":1}}"#, "location.lon", "between -180 and 180"),
-        (r#"{"device":"p","data":{"location":"here"}}"#, "data.location", "must be an object"),
+        (
+            r#"{"device":"p","ts":"yesterday"}"#,
+            "ts",
+            "not a valid timestamp",
+        ),
+        (
+            r#"{"device":"p","id":"no spaces"}"#,
+            "id",
+            "may only contain",
+        ),
+        (
+            r#"{"sender":"s","payload":{"type":"t","value":"x"}}"#,
+            "payload.value",
+            "must be a number",
+        ),
+        (
+            r#"{"sender":"s","payload":3}"#,
+            "payload",
+            "must be an object",
+        ),
+        (
+            r#"{"vin":"V1","location":{"lat":91,"lon":0}}"#,
+            "location.lat",
+            "between -90 and 90",
+        ),
+        (
+            r#"{"vin":"V1","location":{"lat":1}}"#,
+            "location.lon",
+            "between -180 and 180",
+        ),
+        (
+            r#"{"device":"p","data":{"location":"here"}}"#,
+            "data.location",
+            "must be an object",
+        ),
     ];
     for (doc, path, reason) in cases {
         let e = field_error(doc);
@@ -99,42 +136,74 @@ fn field_errors_name_the_path() {
 fn batch_errors_name_index_and_line() {
     let body = "[\n {\"device\":\"a\",\"value\":1},\n {\"device\":\"b\",\"value\":true}\n]";
     match parse_body(body.as_bytes(), BodyFormat::Json, &limits()) {
-        Err(BodyError::Invalid { index: 1, line: 3, error }) => assert_eq!(error.path, "value"),
+        Err(BodyError::Invalid {
+            index: 1,
+            line: 3,
+            error,
+        }) => assert_eq!(error.path, "value"),
         other => panic!("{other:?}"),
     }
     let ndjson = "{\"device\":\"a\"}\n\n{\"device\":\"b\",\"kind\":5}\n";
     match parse_body(ndjson.as_bytes(), BodyFormat::Ndjson, &limits()) {
-        Err(BodyError::Invalid { index: 1, line: 3, error }) => assert_eq!(error.path, "kind"),
+        Err(BodyError::Invalid {
+            index: 1,
+            line: 3,
+            error,
+        }) => assert_eq!(error.path, "kind"),
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
 fn syntax_errors_give_line_and_column() {
-    match parse_body(b"[{\"device\":\"a\"},\n {\"device\" \"b\"}]", BodyFormat::Json, &limits()) {
-        Err(BodyError::Syntax { line: 2, column, message }) => {
+    match parse_body(
+        b"[{\"device\":\"a\"},\n {\"device\" \"b\"}]",
+        BodyFormat::Json,
+        &limits(),
+    ) {
+        Err(BodyError::Syntax {
+            line: 2,
+            column,
+            message,
+        }) => {
             assert_eq!(column, 12);
             assert!(message.contains("expected `:`"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    match parse_body(b"{\"device\":\"a\"}\n{\"device\":", BodyFormat::Ndjson, &limits()) {
+    match parse_body(
+        b"{\"device\":\"a\"}\n{\"device\":",
+        BodyFormat::Ndjson,
+        &limits(),
+    ) {
         Err(BodyError::Syntax { line: 2, .. }) => {}
         other => panic!("{other:?}"),
     }
     match parse_body(b"{\"device\":\"\xff\"}", BodyFormat::Json, &limits()) {
-        Err(BodyError::Syntax { line: 1, column: 12, message }) => assert_eq!(message, "invalid UTF-8"),
+        Err(BodyError::Syntax {
+            line: 1,
+            column: 12,
+            message,
+        }) => assert_eq!(message, "invalid UTF-8"),
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
 fn limits_are_enforced() {
-    let small = Limits { max_body_bytes: 100, max_event_bytes: 30, max_batch_events: 2, ..limits() };
+    let small = Limits {
+        max_body_bytes: 100,
+        max_event_bytes: 30,
+        max_batch_events: 2,
+        ..limits()
+    };
     let big_body = vec![b' '; 101];
     assert!(matches!(
         parse_body(&big_body, BodyFormat::Json, &small),
-        Err(BodyError::BodyTooLarge { size: 101, max: 100 })
+        Err(BodyError::BodyTooLarge {
+            size: 101,
+            max: 100
+        })
     ));
     assert!(matches!(
         parse_body(b"[{},{},{}]", BodyFormat::Json, &small),
@@ -147,23 +216,47 @@ fn limits_are_enforced() {
     let long = br#"{"device":"a","data":"0123456789012345"}"#;
     assert!(matches!(
         parse_body(long, BodyFormat::Json, &small),
-        Err(BodyError::EventTooLarge { index: 0, line: 1, .. })
+        Err(BodyError::EventTooLarge {
+            index: 0,
+            line: 1,
+            ..
+        })
     ));
-    assert_eq!(parse_body(b"[]", BodyFormat::Json, &limits()), Err(BodyError::Empty));
-    assert_eq!(parse_body(b"\n \n", BodyFormat::Ndjson, &limits()), Err(BodyError::Empty));
+    assert_eq!(
+        parse_body(b"[]", BodyFormat::Json, &limits()),
+        Err(BodyError::Empty)
+    );
+    assert_eq!(
+        parse_body(b"\n \n", BodyFormat::Ndjson, &limits()),
+        Err(BodyError::Empty)
+    );
 }
 
 #[test]
 fn binary_drafts_describe_their_payload() {
-    let d = binary("image/jpeg", Bytes::from_static(b"\xff\xd8\xff\xe0"), &limits()).unwrap();
-    assert_eq!(d.data.unwrap().as_str(), r#"{"content_type":"image/jpeg","size":4}"#);
+    let d = binary(
+        "image/jpeg",
+        Bytes::from_static(b"\xff\xd8\xff\xe0"),
+        &limits(),
+    )
+    .unwrap();
+    assert_eq!(
+        d.data.unwrap().as_str(),
+        r#"{"content_type":"image/jpeg","size":4}"#
+    );
     assert_eq!(d.payload.unwrap().bytes.len(), 4);
     let mut d = Draft::default();
     apply_meta(&mut d, "device", "cam-1").unwrap();
     apply_meta(&mut d, "ts", "2018-06-01T14:08:24.771Z").unwrap();
     apply_meta(&mut d, "value", "3.5").unwrap();
-    assert_eq!(apply_meta(&mut d, "colour", "red").unwrap_err().path, "colour");
-    assert_eq!(apply_meta(&mut d, "value", "NaN").unwrap_err().path, "value");
+    assert_eq!(
+        apply_meta(&mut d, "colour", "red").unwrap_err().path,
+        "colour"
+    );
+    assert_eq!(
+        apply_meta(&mut d, "value", "NaN").unwrap_err().path,
+        "value"
+    );
     assert_eq!(d.device.as_deref(), Some("cam-1"));
     assert_eq!(d.value, Some(3.5));
 }

@@ -43,7 +43,7 @@ pub struct ListQuery {
     pub from: Option<Timestamp>,
     /// Events with `ts < to`.
     pub to: Option<Timestamp>,
-    /// Page size, 1 to [`MAX_PAGE`].
+    /// Page size, 1 to [`MAX_PAGE`]; anything else is [`StoreError::InvalidQuery`].
     pub limit: usize,
     /// Continue after this position (from the previous page's `next`).
     pub cursor: Option<Cursor>,
@@ -54,7 +54,9 @@ pub struct ListQuery {
 pub struct EventPage {
     /// Newest first.
     pub events: Vec<Event>,
-    /// Where the next page starts, if there may be one.
+    /// Where the next page starts: `Some` exactly when more events matched the query
+    /// than this page holds, `None` on the last page (so a client never fetches an empty
+    /// page to learn that it is done).
     pub next: Option<Cursor>,
 }
 
@@ -70,7 +72,10 @@ pub struct Cursor {
 impl Cursor {
     /// The cursor after `event`.
     pub fn after(event: &Event) -> Cursor {
-        Cursor { ts: event.ts, id: event.id.clone() }
+        Cursor {
+            ts: event.ts,
+            id: event.id.clone(),
+        }
     }
 
     /// The opaque text form handed to clients.
@@ -83,7 +88,10 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         let text = std::str::from_utf8(&bytes).ok()?;
         let (ts, id) = text.split_once(':')?;
-        Some(Cursor { ts: Timestamp::from_micros(ts.parse().ok()?), id: EventId::parse(id).ok()? })
+        Some(Cursor {
+            ts: Timestamp::from_micros(ts.parse().ok()?),
+            id: EventId::parse(id).ok()?,
+        })
     }
 }
 
@@ -95,6 +103,10 @@ pub struct Checkpoint {
     /// The log topic.
     pub topic: String,
     /// `(partition, next offset)` pairs; partitions not named keep their previous value.
+    ///
+    /// Offsets are at most `i64::MAX` (SQL backends store signed 64-bit integers); a
+    /// larger one makes [`EventStore::write_batch`] fail with [`StoreError::InvalidQuery`]
+    /// and store nothing.
     pub offsets: Vec<(u32, u64)>,
 }
 
@@ -112,14 +124,31 @@ pub struct WriteOutcome {
 pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// Stores `events`, skipping any whose `(tenant, id)` exists (also within the batch),
     /// and advances `checkpoint`, all in one transaction.
-    async fn write_batch(&self, events: Vec<Event>, checkpoint: &Checkpoint) -> Result<WriteOutcome, StoreError>;
+    ///
+    /// The first write of an id wins: a later event with the same `(tenant, id)` changes
+    /// nothing, not even its payload. Binary payloads are stored only for newly inserted
+    /// events. An empty `events` still stores the checkpoint. Once the call has started,
+    /// dropping its future does not cancel it: the transaction may still commit.
+    async fn write_batch(
+        &self,
+        events: Vec<Event>,
+        checkpoint: &Checkpoint,
+    ) -> Result<WriteOutcome, StoreError>;
 
-    /// The stored checkpoint of `consumer` on `topic`: `(partition, next offset)` pairs, empty
-    /// if it never wrote.
+    /// The stored checkpoint of `consumer` on `topic`: `(partition, next offset)` pairs in
+    /// ascending partition order, empty if it never wrote.
     async fn checkpoint(&self, consumer: &str, topic: &str) -> Result<Vec<(u32, u64)>, StoreError>;
 
-    /// One page of a tenant's events, newest first by `(ts, id)`.
-    async fn list_events(&self, tenant: TenantId, query: &ListQuery) -> Result<EventPage, StoreError>;
+    /// One page of a tenant's events, newest first by `(ts, id)` (ids compared as bytes).
+    ///
+    /// Listed events carry no binary payload (`payload` is `None`; their `data` records the
+    /// payload's media type and size); [`EventStore::get_event`] returns it. See
+    /// [`EventPage::next`] for when a page has a continuation.
+    async fn list_events(
+        &self,
+        tenant: TenantId,
+        query: &ListQuery,
+    ) -> Result<EventPage, StoreError>;
 
     /// One event with its binary payload, if stored.
     async fn get_event(&self, tenant: TenantId, id: &EventId) -> Result<Option<Event>, StoreError>;
@@ -202,15 +231,22 @@ pub type SecretHash = [u8; 32];
 /// Tenants, devices and API keys.
 #[async_trait]
 pub trait Registry: Send + Sync + fmt::Debug + 'static {
-    /// Creates a tenant; [`StoreError::AlreadyExists`] if the name is taken.
+    /// Creates a tenant; [`StoreError::AlreadyExists`] (`what`: `tenant <name>`) if the name
+    /// is taken. Tenant ids are never reused.
     async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError>;
 
     /// The tenant with this name.
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError>;
 
-    /// Registers a device with its token's hash; [`StoreError::AlreadyExists`] if the name
-    /// is taken in the tenant.
-    async fn create_device(&self, tenant: TenantId, name: &str, token: &SecretHash) -> Result<Device, StoreError>;
+    /// Registers a device with its token's hash; [`StoreError::AlreadyExists`] (`what`:
+    /// `device <name>`) if the name is taken in the tenant, and also (without naming the
+    /// token) if another device already has this token hash.
+    async fn create_device(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        token: &SecretHash,
+    ) -> Result<Device, StoreError>;
 
     /// Removes a device (its token stops working; its events stay). False if there was none.
     async fn delete_device(&self, tenant: TenantId, name: &str) -> Result<bool, StoreError>;
@@ -218,8 +254,16 @@ pub trait Registry: Send + Sync + fmt::Debug + 'static {
     /// The device whose token hashes to `token`.
     async fn device_by_token(&self, token: &SecretHash) -> Result<Option<Device>, StoreError>;
 
-    /// Stores an API key under the public `id`.
-    async fn create_api_key(&self, tenant: TenantId, id: &str, role: Role, key: &SecretHash) -> Result<ApiKey, StoreError>;
+    /// Stores an API key under the public `id`; [`StoreError::AlreadyExists`] (`what`:
+    /// `api key <id>`) if the id is taken (in any tenant), and also (without naming the
+    /// secret) if another key already has this hash.
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        role: Role,
+        key: &SecretHash,
+    ) -> Result<ApiKey, StoreError>;
 
     /// The live (not revoked) API key whose secret hashes to `key`.
     async fn api_key_by_hash(&self, key: &SecretHash) -> Result<Option<ApiKey>, StoreError>;
@@ -239,7 +283,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_refuses_garbage() {
-        let c = Cursor { ts: Timestamp::from_micros(-5), id: EventId::parse("a:b").unwrap() };
+        let c = Cursor {
+            ts: Timestamp::from_micros(-5),
+            id: EventId::parse("a:b").unwrap(),
+        };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         for bad in ["", "!!", "bm9jb2xvbg", "MTIz"] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");

@@ -1,0 +1,180 @@
+//! Ingot's HTTP API (default port 8080): event ingest and listing, admin, health, metrics.
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `POST /api/v1/events` | device token, writer+ key, anyone with `--allow-anonymous` | ingest JSON, a JSON array, NDJSON, or a binary body |
+//! | `GET /api/v1/events` | reader+ key | newest-first listing with filters and a cursor |
+//! | `GET /api/v1/events/{id}` | reader+ key | one event |
+//! | `GET /api/v1/events/{id}/payload` | reader+ key | an event's binary payload |
+//! | `POST /api/v1/devices`, `DELETE /api/v1/devices/{name}` | admin key | register / remove a device |
+//! | `POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` | admin key | create / revoke API keys |
+//! | `POST /api/v1/tenants` | system key | create a tenant with its first admin key |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | anyone | liveness, readiness, Prometheus |
+//! | `GET /api/v1/openapi.json` | anyone | this API as OpenAPI 3.1 |
+//!
+//! Handlers only translate HTTP: ingest rules live in `ingot-ingest`, credentials in
+//! `ingot-auth`, storage behind `ingot-store`'s traits. Every error is JSON,
+//! `{"error": {"code", "message", ...where}}`, with the status chosen from the error's
+//! [`ErrorKind`](ingot_core::ErrorKind).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use ingot_auth::Authenticator;
+use ingot_ingest::Ingest;
+use ingot_store::Store;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+mod admin;
+mod error;
+mod events;
+mod ops;
+
+pub use error::ApiError;
+
+/// What the API needs from the rest of the server.
+#[derive(Debug, Clone)]
+pub struct ApiDeps {
+    /// The ingest service.
+    pub ingest: Arc<Ingest>,
+    /// Events and registry.
+    pub store: Arc<dyn Store>,
+    /// Credentials.
+    pub auth: Arc<Authenticator>,
+    /// Everything `/metrics` shows (complete before the API starts).
+    pub registry: Arc<Registry>,
+    /// What `/readyz` answers; the server clears it when it starts draining.
+    pub ready: Arc<AtomicBool>,
+    /// The HTTP metrics, registered in `registry`.
+    pub metrics: HttpMetrics,
+}
+
+type AppState = Arc<ApiDeps>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// Request counters and latency histograms, by route.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    seconds: Family<RouteLabels, Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::default(),
+            seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.5, 14))
+            }),
+        }
+    }
+}
+
+impl HttpMetrics {
+    /// Registers `ingot_http_requests_total` and `ingot_http_request_seconds`.
+    pub fn register(registry: &mut Registry) -> HttpMetrics {
+        let m = HttpMetrics::default();
+        registry.register(
+            "ingot_http_requests",
+            "HTTP requests by method, route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "ingot_http_request_seconds",
+            "HTTP request latency by route, in seconds",
+            m.seconds.clone(),
+        );
+        m
+    }
+}
+
+/// The API's routes.
+pub fn router(deps: ApiDeps) -> Router {
+    let state: AppState = Arc::new(deps);
+    Router::new()
+        .route("/", get(ops::index))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/events", post(events::ingest).get(events::list))
+        .route("/api/v1/events/{id}", get(events::get_one))
+        .route("/api/v1/events/{id}/payload", get(events::payload))
+        .route("/api/v1/devices", post(admin::create_device))
+        .route("/api/v1/devices/{name}", delete(admin::delete_device))
+        .route("/api/v1/keys", post(admin::create_key))
+        .route("/api/v1/keys/{id}", delete(admin::revoke_key))
+        .route("/api/v1/tenants", post(admin::create_tenant))
+        .fallback(ops::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status: response.status().as_u16(),
+        })
+        .inc();
+    metrics
+        .seconds
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish (idle keep-alive connections are closed).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        // Small responses must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Marks the server ready or not for `/readyz`.
+pub fn set_ready(flag: &AtomicBool, ready: bool) {
+    flag.store(ready, Ordering::SeqCst);
+}

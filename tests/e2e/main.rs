@@ -1,0 +1,9 @@
+//! Black-box tests of the real `ingot` binary: started on free loopback ports, driven over
+//! HTTP and its command line, stopped with SIGTERM and killed with SIGKILL.
+
+mod support;
+
+mod cli;
+mod durability;
+mod ingest;
+mod ops;
