@@ -80,6 +80,35 @@ async fn every_format_round_trips() {
     newest_first.sort_by(|a, b| b.cmp(a));
     assert_eq!(timestamps, newest_first, "newest first");
 
+    // The documented key order: id, device, sensor, ts, kind, value, data.
+    let listing = server
+        .http
+        .get(server.url("/api/v1/events?limit=1"))
+        .bearer_auth(server.admin_key())
+        .send()
+        .await
+        .unwrap();
+    let text = listing.text().await.unwrap();
+    let keys: Vec<usize> = [
+        "\"id\"",
+        "\"device\"",
+        "\"sensor\"",
+        "\"ts\"",
+        "\"kind\"",
+        "\"value\"",
+        "\"data\"",
+    ]
+    .iter()
+    .map(|k| {
+        text.find(k)
+            .unwrap_or_else(|| panic!("{k} missing: {text}"))
+    })
+    .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "keys out of order: {text}"
+    );
+
     let e = by_id(&events, &json!("client-0001"));
     assert_eq!(
         e,
@@ -295,6 +324,17 @@ async fn refused_requests_leave_nothing_behind() {
         .post(Some(&token), "image/jpeg", vec![0u8; 3000])
         .await;
     assert_eq!(status, 413);
+    let (status, body) = server
+        .post(Some(&token), "application/x-www-form-urlencoded", "{}")
+        .await;
+    assert_eq!(status, 415);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("curl -d"),
+        "{body}"
+    );
     let (status, body) = server.post(Some(&token), "text/csv", "a,b\n1,2\n").await;
     assert_eq!(status, 415);
     assert!(

@@ -82,13 +82,20 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
         m if m.starts_with("image/") || m.starts_with("video/") || m.starts_with("audio/") => {
             Ok(BodyKind::Binary(media))
         }
-        _ => Err(ApiError::new(
-            ErrorKind::UnsupportedMediaType,
-            format!(
-                "unsupported Content-Type `{text}`: send application/json (one event or an array), \
-                 application/x-ndjson (one event per line), or a binary type (image/*, application/octet-stream)"
-            ),
-        )),
+        _ => {
+            let hint = if media == "application/x-www-form-urlencoded" {
+                " (curl -d sends this unless you add -H 'Content-Type: application/json')"
+            } else {
+                ""
+            };
+            Err(ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                format!(
+                    "unsupported Content-Type `{text}`{hint}: send application/json (one event or an array), \
+                     application/x-ndjson (one event per line), or a binary type (image/*, application/octet-stream)"
+                ),
+            ))
+        }
     }
 }
 
@@ -239,6 +246,12 @@ fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> 
     Ok(query)
 }
 
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    events: &'a [ingot_core::Event],
+    next: Option<String>,
+}
+
 pub(crate) async fn list(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -248,7 +261,12 @@ pub(crate) async fn list(
     let query = parse_list_query(&params)?;
     let page = state.store.list_events(identity.tenant(), &query).await?;
     let next = page.next.as_ref().map(Cursor::encode);
-    Ok(Json(json!({ "events": page.events, "next": next })).into_response())
+    // A struct, not `json!`, so each event keeps its documented key order.
+    Ok(Json(Page {
+        events: &page.events,
+        next,
+    })
+    .into_response())
 }
 
 fn event_id(text: &str) -> Result<EventId, ApiError> {

@@ -213,7 +213,7 @@ fn ndjson_body(n: usize, seed: usize) -> Bytes {
         let seq = seed * n + i;
         let _ = writeln!(
             body,
-            r#"{{"sensor":"s{}","kind":"temperature","value":{}.{},"data":{{"seq":{seq},"unit":"C"}}}}"#,
+            r#"{{"sensor":"s{}","kind":"temperature","value":{}.{},"data":{{"seq":{seq},"unit":"C","site":"plant-07"}}}}"#,
             seq % 8,
             15 + seq % 20,
             seq % 10
@@ -277,7 +277,11 @@ async fn ingest_run(
                     .send()
                     .await?;
                 if response.status() != 201 {
-                    bail!("ingest answered {}", response.status());
+                    let status = response.status();
+                    bail!(
+                        "ingest answered {status}: {}",
+                        response.text().await.unwrap_or_default()
+                    );
                 }
                 response.bytes().await?;
                 latencies.push(t.elapsed().as_secs_f64() * 1e3);

@@ -113,7 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
 
     let (p50, p99, n) = fdatasync_latency(base.path())?;
-    println!("## ingot-log append benchmark\n");
+    println!("#### Raw log append (`cargo bench -p ingot-log --bench append`)\n");
     println!(
         "Disk: 4 KiB write + fdatasync, {n} samples: p50 {} ms, p99 {} ms\n",
         ms(p50),
