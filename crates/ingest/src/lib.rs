@@ -16,6 +16,10 @@
 //!   atomic batch; [`Ingest::ingest`] returns only when every group is durable. A crash
 //!   before that acknowledges nothing; a retry with the same client ids is stored once.
 //! - **Accounting.** Accepted and refused events are counted by protocol and reason.
+//! - **Live feed.** Once durable, accepted events are offered to live subscribers (CoAP
+//!   Observe, MQTT live telemetry, dashboards) through [`LiveFeed`]. It is best effort by
+//!   design: a subscriber that falls behind skips events (the store has them all), and
+//!   publishing costs nothing while nobody subscribes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -179,12 +183,50 @@ impl IngestError {
     }
 }
 
+/// How many events a live subscriber may fall behind before it skips some.
+const LIVE_CAPACITY: usize = 4096;
+
+/// Accepted events as they become durable, for live consumers in this process.
+#[derive(Debug, Clone)]
+pub struct LiveFeed {
+    tx: tokio::sync::broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        LiveFeed {
+            tx: tokio::sync::broadcast::channel(LIVE_CAPACITY).0,
+        }
+    }
+}
+
+impl LiveFeed {
+    /// Every event accepted from now on (of every tenant: filter on `event.tenant`). A
+    /// receiver that falls more than a few thousand events behind gets
+    /// `RecvError::Lagged` and continues with newer ones.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Offers events to current subscribers.
+    pub fn publish(&self, events: impl IntoIterator<Item = Event>) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        for event in events {
+            // An error only means every receiver went away meanwhile.
+            let _ = self.tx.send(Arc::new(event));
+        }
+    }
+}
+
 /// The ingest service, shared by every adapter.
 pub struct Ingest {
     log: Arc<dyn Log>,
     ids: IdGenerator,
     limits: Limits,
     metrics: IngestMetrics,
+    live: LiveFeed,
 }
 
 impl fmt::Debug for Ingest {
@@ -204,7 +246,13 @@ impl Ingest {
             ids: IdGenerator::new(),
             limits,
             metrics,
+            live: LiveFeed::default(),
         }
+    }
+
+    /// Accepted events as they become durable.
+    pub fn live(&self) -> &LiveFeed {
+        &self.live
     }
 
     /// The size limits adapters must enforce before calling.
@@ -280,6 +328,8 @@ impl Ingest {
         // Partition → (a key of that partition, encoded events). BTreeMap: deterministic order.
         let mut groups: BTreeMap<u32, (Vec<u8>, Vec<Bytes>)> = BTreeMap::new();
         let mut ids = Vec::with_capacity(drafts.len());
+        let keep = self.live.tx.receiver_count() > 0;
+        let mut accepted = Vec::with_capacity(if keep { drafts.len() } else { 0 });
         for (index, draft) in drafts.into_iter().enumerate() {
             let device = match (draft.device, own_device) {
                 (Some(named), Some(actual)) if named != actual => {
@@ -311,12 +361,16 @@ impl Ingest {
                 .entry(partition_for(&key, partitions))
                 .or_insert_with(|| (key, Vec::new()));
             group.1.push(record::to_bytes(&event));
-            ids.push(event.id);
+            ids.push(event.id.clone());
+            if keep {
+                accepted.push(event);
+            }
         }
         let appends = groups.into_values().map(|(key, messages)| async move {
             self.log.append(EVENTS_TOPIC, &key, messages).await
         });
         futures_util::future::try_join_all(appends).await?;
+        self.live.publish(accepted);
         Ok(ids)
     }
 }

@@ -181,3 +181,46 @@ async fn many_devices_keep_their_order() {
         assert_eq!(values.len(), 25);
     }
 }
+
+#[tokio::test]
+async fn the_live_feed_sees_durable_events_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    let ingest = Ingest::new(log.clone(), Limits::default(), IngestMetrics::default());
+    // Nobody listening: publishing is skipped.
+    ingest
+        .ingest_body(
+            &device("probe-7"),
+            Protocol::http,
+            br#"{"value":1}"#,
+            BodyFormat::Json,
+        )
+        .await
+        .unwrap();
+    let mut live = ingest.live().subscribe();
+    ingest
+        .ingest_body(
+            &device("probe-7"),
+            Protocol::http,
+            br#"[{"value":2},{"value":3}]"#,
+            BodyFormat::Json,
+        )
+        .await
+        .unwrap();
+    let _ = ingest
+        .ingest_body(
+            &device("probe-7"),
+            Protocol::http,
+            br#"{"value":"bad"}"#,
+            BodyFormat::Json,
+        )
+        .await;
+    let first = live.recv().await.unwrap();
+    let second = live.recv().await.unwrap();
+    assert_eq!((first.value, second.value), (Some(2.0), Some(3.0)));
+    assert_eq!(first.tenant, TENANT);
+    assert!(
+        live.try_recv().is_err(),
+        "refused events never reach the feed"
+    );
+}
