@@ -4,6 +4,8 @@
 mod support;
 
 mod cli;
+mod coap;
 mod durability;
 mod ingest;
 mod ops;
+mod query;

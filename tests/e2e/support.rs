@@ -14,6 +14,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ingot");
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// `coap://127.0.0.1:<port>`.
+    pub coap: String,
     pub data_dir: PathBuf,
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
@@ -25,7 +27,14 @@ impl Server {
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let mut command = Command::new(BIN);
         command
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--coap-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env_remove("INGOT_CONFIG")
@@ -61,9 +70,20 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
+        let coap = stdout
+            .lock()
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("CoAP")
+                    .map(|rest| rest.trim().trim_end_matches("/events").to_owned())
+            })
+            .expect("the banner names the CoAP endpoint");
         let server = Server {
             child: Some(child),
             base,
+            coap,
             data_dir: data_dir.to_owned(),
             stdout,
             stderr,
@@ -249,4 +269,25 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// The first of `names` found on PATH. In CI (`CI=true`) a missing tool fails the test;
+/// elsewhere the caller skips with a note.
+pub fn tool(names: &[&str]) -> Option<String> {
+    let found = names.iter().find(|name| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    match found {
+        Some(name) => Some((*name).to_owned()),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{} is required in CI (see .ci/run)", names.join(" or "))
+        }
+        None => {
+            eprintln!("skipping: none of {names:?} is installed");
+            None
+        }
+    }
 }

@@ -154,3 +154,89 @@ pub(crate) async fn create_tenant(
     )
         .into_response())
 }
+
+fn tenant_json(tenant: &ingot_store::Tenant) -> serde_json::Value {
+    json!({
+        "name": tenant.name,
+        "created": tenant.created.to_rfc3339(),
+        "retention": tenant.retention.map(ingot_core::time::format_duration),
+    })
+}
+
+/// The tenants this key may see: every one for a system key, its own for the others.
+async fn visible_tenants(
+    state: &AppState,
+    identity: &ingot_auth::Identity,
+) -> Result<Vec<ingot_store::Tenant>, ApiError> {
+    let tenants = state.store.list_tenants().await?;
+    Ok(if identity.role() == Some(Role::System) {
+        tenants
+    } else {
+        tenants
+            .into_iter()
+            .filter(|t| t.id == identity.tenant())
+            .collect()
+    })
+}
+
+pub(crate) async fn list_tenants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = key_with(&state, &headers, Role::Admin).await?;
+    let tenants = visible_tenants(&state, &identity).await?;
+    Ok(
+        Json(json!({ "tenants": tenants.iter().map(tenant_json).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantPatch {
+    /// `"30d"`, or `null` for the server's default.
+    retention: Option<String>,
+}
+
+pub(crate) async fn update_tenant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let identity = key_with(&state, &headers, Role::Admin).await?;
+    let TenantPatch { retention } = parse(&body)?;
+    let retention = match retention {
+        None => None,
+        Some(text) => {
+            let d = ingot_core::time::parse_duration(&text).map_err(|e| {
+                ApiError::new(ErrorKind::InvalidInput, format!("retention: {e}"))
+                    .with("field", "retention")
+            })?;
+            if d < std::time::Duration::from_secs(3600) {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidInput,
+                    "retention: keep events at least 1h",
+                )
+                .with("field", "retention"));
+            }
+            Some(d)
+        }
+    };
+    // Another tenant's name is answered like a missing one: its existence is not disclosed.
+    let tenant = visible_tenants(&state, &identity)
+        .await?
+        .into_iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no tenant `{name}`")))?;
+    state
+        .store
+        .set_tenant_retention(tenant.id, retention)
+        .await?;
+    let updated = ingot_store::Tenant {
+        retention,
+        ..tenant
+    };
+    tracing::info!(tenant = %updated.name, retention = ?retention, "tenant retention set");
+    Ok(Json(tenant_json(&updated)).into_response())
+}

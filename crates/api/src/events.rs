@@ -11,6 +11,7 @@ use ingot_core::error::ErrorExt as _;
 use ingot_core::format::{self, BodyError, BodyFormat};
 use ingot_core::{ErrorKind, EventId, Timestamp, name};
 use ingot_ingest::{Protocol, RefusalReason};
+use ingot_query::{Interval, IntervalSpec};
 use ingot_store::{Cursor, ListQuery, MAX_PAGE, Role};
 use serde_json::json;
 
@@ -185,7 +186,7 @@ pub(crate) async fn ingest(
     Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))).into_response())
 }
 
-fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
+pub(crate) fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
     if let Ok(n) = text.parse::<f64>() {
         return format::number_ts(n)
             .ok_or_else(|| ApiError::param(name, "is not a valid Unix time"));
@@ -194,11 +195,30 @@ fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
         .map_err(|e| ApiError::param(name, format!("is not a valid time: {e}")))
 }
 
-fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
+/// Parses `q`, reporting a syntax error with its column.
+pub(crate) fn parse_filter(name: &str, text: &str) -> Result<ingot_query::Filter, ApiError> {
+    ingot_query::parse(text).map_err(|e| {
+        ApiError::param(
+            name,
+            format!("has a syntax error at column {}: {}", e.column, e.message),
+        )
+        .with("column", e.column)
+    })
+}
+
+/// A listing request and the histogram width it asks for.
+#[derive(Debug)]
+pub(crate) struct ListRequest {
+    pub(crate) query: ListQuery,
+    pub(crate) histogram: Option<IntervalSpec>,
+}
+
+fn parse_list_query(params: &[(String, String)]) -> Result<ListRequest, ApiError> {
     let mut query = ListQuery {
         limit: DEFAULT_LIMIT,
         ..ListQuery::default()
     };
+    let mut histogram = None;
     for (key, value) in params {
         let checked_name = || -> Result<Option<String>, ApiError> {
             if value.is_empty() {
@@ -230,10 +250,18 @@ fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> 
                     })?);
             }
             "cursor" => {}
+            "q" => query.filter = parse_filter(key, value)?,
+            "total" => {
+                query.total = parse_bool(key, value)?;
+            }
+            "histogram" if value.is_empty() || value == "false" => {}
+            "histogram" => {
+                histogram = Some(Interval::parse_spec(value).map_err(|e| ApiError::param(key, e))?);
+            }
             other => {
                 return Err(ApiError::param(
                     other,
-                    "is not supported (use device, sensor, kind, from, to, limit, cursor)",
+                    "is not supported (use q, device, sensor, kind, from, to, limit, cursor, total, histogram)",
                 ));
             }
         }
@@ -243,13 +271,30 @@ fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> 
     {
         return Err(ApiError::param("from", "must be earlier than `to`"));
     }
-    Ok(query)
+    Ok(ListRequest { query, histogram })
 }
+
+pub(crate) fn parse_bool(name: &str, text: &str) -> Result<bool, ApiError> {
+    match text {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::param(name, "must be true or false")),
+    }
+}
+
+/// The buckets `auto` aims for.
+pub(crate) const AUTO_BUCKETS: usize = 100;
 
 #[derive(serde::Serialize)]
 struct Page<'a> {
     events: &'a [ingot_core::Event],
     next: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    histogram: Option<Vec<(String, u64)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    histogram_interval: Option<String>,
 }
 
 pub(crate) async fn list(
@@ -258,15 +303,60 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let identity = key_with(&state, &headers, Role::Reader).await?;
-    let query = parse_list_query(&params)?;
-    let page = state.store.list_events(identity.tenant(), &query).await?;
+    let ListRequest {
+        mut query,
+        histogram,
+    } = parse_list_query(&params)?;
+    let tenant = identity.tenant();
+    // A histogram spans the requested range, or else the matching events' own range
+    // (which selects the same events, so the listing is unchanged).
+    let mut histogram_interval = None;
+    let mut empty_histogram = false;
+    if let Some(spec) = histogram {
+        let range = match (query.from, query.to) {
+            (Some(from), Some(to)) => Some((from, to)),
+            (from, to) => state.store.bounds(tenant, &query).await?.map(|(min, max)| {
+                (
+                    from.unwrap_or(min),
+                    to.unwrap_or(max.saturating_add_micros(1)),
+                )
+            }),
+        };
+        match range {
+            Some((from, to)) if from < to => {
+                let interval = Interval::resolve(spec, from, to, AUTO_BUCKETS);
+                histogram_interval = Some(interval.to_string());
+                query.from = Some(from);
+                query.to = Some(to);
+                query.histogram = Some(interval);
+            }
+            _ => empty_histogram = true,
+        }
+    }
+    let mut page = state.store.list_events(tenant, &query).await?;
+    if empty_histogram {
+        page.histogram = Some(Vec::new());
+    }
+    Ok(page_response(page, histogram_interval))
+}
+
+fn page_response(page: ingot_store::EventPage, histogram_interval: Option<String>) -> Response {
     let next = page.next.as_ref().map(Cursor::encode);
+    let histogram = page.histogram.map(|buckets| {
+        buckets
+            .into_iter()
+            .map(|(ts, n)| (ts.to_rfc3339(), n))
+            .collect()
+    });
     // A struct, not `json!`, so each event keeps its documented key order.
-    Ok(Json(Page {
+    Json(Page {
         events: &page.events,
         next,
+        total: page.total,
+        histogram,
+        histogram_interval,
     })
-    .into_response())
+    .into_response()
 }
 
 fn event_id(text: &str) -> Result<EventId, ApiError> {
@@ -330,7 +420,8 @@ mod tests {
             ("to", "1527897600000"),
             ("limit", "5"),
         ]))
-        .unwrap();
+        .unwrap()
+        .query;
         assert_eq!(q.device.as_deref(), Some("probe-7"));
         assert_eq!(q.limit, 5);
         assert_eq!(q.to.unwrap().to_rfc3339(), "2018-06-02T00:00:00.000Z");
@@ -340,7 +431,10 @@ mod tests {
             (vec![("device", "a/b")], "device"),
             (vec![("from", "noon")], "from"),
             (vec![("cursor", "zzz")], "cursor"),
-            (vec![("q", "origin:probe1")], "q"),
+            (vec![("q", "origin:probe1 and")], "q"),
+            (vec![("histogram", "5x")], "histogram"),
+            (vec![("total", "maybe")], "total"),
+            (vec![("color", "red")], "color"),
             (
                 vec![
                     ("from", "2018-06-02T00:00:00Z"),

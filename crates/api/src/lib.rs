@@ -6,9 +6,11 @@
 //! | `GET /api/v1/events` | reader+ key | newest-first listing with filters and a cursor |
 //! | `GET /api/v1/events/{id}` | reader+ key | one event |
 //! | `GET /api/v1/events/{id}/payload` | reader+ key | an event's binary payload |
+//! | `GET /api/v1/series` | reader+ key | aggregations per time bucket, grouped |
 //! | `POST /api/v1/devices`, `DELETE /api/v1/devices/{name}` | admin key | register / remove a device |
 //! | `POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` | admin key | create / revoke API keys |
 //! | `POST /api/v1/tenants` | system key | create a tenant with its first admin key |
+//! | `GET /api/v1/tenants`, `PATCH /api/v1/tenants/{name}` | admin key (own tenant), system key (all) | list tenants, set retention |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | anyone | liveness, readiness, Prometheus |
 //! | `GET /api/v1/openapi.json` | anyone | this API as OpenAPI 3.1 |
 //!
@@ -26,7 +28,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use ingot_auth::Authenticator;
 use ingot_ingest::Ingest;
 use ingot_store::Store;
@@ -41,6 +43,7 @@ mod admin;
 mod error;
 mod events;
 mod ops;
+mod series;
 
 pub use error::ApiError;
 
@@ -123,11 +126,16 @@ pub fn router(deps: ApiDeps) -> Router {
         .route("/api/v1/events", post(events::ingest).get(events::list))
         .route("/api/v1/events/{id}", get(events::get_one))
         .route("/api/v1/events/{id}/payload", get(events::payload))
+        .route("/api/v1/series", get(series::series))
         .route("/api/v1/devices", post(admin::create_device))
         .route("/api/v1/devices/{name}", delete(admin::delete_device))
         .route("/api/v1/keys", post(admin::create_key))
         .route("/api/v1/keys/{id}", delete(admin::revoke_key))
-        .route("/api/v1/tenants", post(admin::create_tenant))
+        .route(
+            "/api/v1/tenants",
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route("/api/v1/tenants/{name}", patch(admin::update_tenant))
         .fallback(ops::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

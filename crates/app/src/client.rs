@@ -178,3 +178,315 @@ pub async fn tenant_add(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `ingot tenant retention NAME (DURATION | default)`.
+pub async fn tenant_retention(
+    args: &ClientArgs,
+    name: &str,
+    retention: &str,
+) -> anyhow::Result<()> {
+    let value = match retention {
+        "default" | "none" => Value::Null,
+        text => Value::String(text.to_owned()),
+    };
+    let answer = args
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/tenants/{name}"),
+            Some(json!({ "retention": value })),
+        )
+        .await?;
+    if args.json {
+        println!("{answer}");
+    } else {
+        let kept = answer["retention"]
+            .as_str()
+            .unwrap_or("the server's default");
+        println!("tenant {name} keeps events for {kept}");
+    }
+    Ok(())
+}
+
+/// How `ingot query` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// The server's JSON answer.
+    Json,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// `ingot query events`.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Filter, e.g. `origin:probe1 and payload.value > 20`.
+    #[arg(short, long)]
+    pub q: Option<String>,
+    /// Only this device.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Only this sensor.
+    #[arg(long)]
+    pub sensor: Option<String>,
+    /// Only this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// From this time (RFC 3339 or Unix seconds/milliseconds), inclusive.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Until this time, exclusive.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// How many events, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Also count every match (printed after the table).
+    #[arg(long)]
+    pub total: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// `ingot query series`.
+#[derive(Debug, Clone, Args)]
+pub struct SeriesArgs {
+    /// Filter; repeat to compare several series.
+    #[arg(short, long)]
+    pub q: Vec<String>,
+    /// Numeric field: `value` or a path in data such as `payload.value`.
+    #[arg(long, default_value = "value")]
+    pub field: String,
+    /// count, avg, min, max, sum, p50, p90, p95 or p99.
+    #[arg(long, default_value = "avg")]
+    pub agg: String,
+    /// Bucket width (`1h`, `1d`) or `auto`.
+    #[arg(long, default_value = "auto")]
+    pub interval: String,
+    /// One series per value of this field (`origin`, `device`, ...).
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// With --group-by: how many groups (the ones with the most events).
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// With --group-by: add a series `other` for the remaining events.
+    #[arg(long)]
+    pub other: bool,
+    /// From this time, inclusive.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Until this time, exclusive.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+impl ClientArgs {
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> anyhow::Result<Value> {
+        let query: String = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", url_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let path = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        };
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_table(header: &[String], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(row);
+    }
+}
+
+fn print_rows(format: Format, header: &[String], rows: &[Vec<String>]) {
+    match format {
+        Format::Csv => {
+            println!(
+                "{}",
+                header
+                    .iter()
+                    .map(|h| csv_field(h))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            for row in rows {
+                println!(
+                    "{}",
+                    row.iter()
+                        .map(|c| csv_field(c))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+        }
+        _ => print_table(header, rows),
+    }
+}
+
+/// `ingot query events`.
+pub async fn query_events(args: &ClientArgs, e: &EventsArgs) -> anyhow::Result<()> {
+    let mut params: Vec<(&str, String)> = vec![("limit", e.limit.to_string())];
+    for (name, value) in [
+        ("q", &e.q),
+        ("device", &e.device),
+        ("sensor", &e.sensor),
+        ("kind", &e.kind),
+        ("from", &e.from),
+        ("to", &e.to),
+    ] {
+        if let Some(value) = value {
+            params.push((name, value.clone()));
+        }
+    }
+    if e.total {
+        params.push(("total", "true".into()));
+    }
+    let answer = args.get("/api/v1/events", &params).await?;
+    if e.format == Format::Json || args.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let header: Vec<String> = ["ts", "device", "sensor", "kind", "value", "data", "id"]
+        .map(String::from)
+        .into();
+    let events = answer["events"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|ev| {
+            let mut data = cell(&ev["data"]);
+            if e.format == Format::Table && data.chars().count() > 60 {
+                data = data.chars().take(59).collect::<String>() + "…";
+            }
+            vec![
+                cell(&ev["ts"]),
+                cell(&ev["device"]),
+                cell(&ev["sensor"]),
+                cell(&ev["kind"]),
+                cell(&ev["value"]),
+                data,
+                cell(&ev["id"]),
+            ]
+        })
+        .collect();
+    print_rows(e.format, &header, &rows);
+    if e.format == Format::Table {
+        if let Some(total) = answer["total"].as_u64() {
+            println!("\n{} of {total} matching events", rows.len());
+        } else if answer["next"].is_string() {
+            println!("\n(more events match; raise --limit or narrow the filter)");
+        }
+    }
+    Ok(())
+}
+
+/// `ingot query series`.
+pub async fn query_series(args: &ClientArgs, s: &SeriesArgs) -> anyhow::Result<()> {
+    let mut params: Vec<(&str, String)> = s.q.iter().map(|q| ("q", q.clone())).collect();
+    params.extend([
+        ("field", s.field.clone()),
+        ("agg", s.agg.clone()),
+        ("interval", s.interval.clone()),
+    ]);
+    for (name, value) in [("group_by", &s.group_by), ("from", &s.from), ("to", &s.to)] {
+        if let Some(value) = value {
+            params.push((name, value.clone()));
+        }
+    }
+    if let Some(top) = s.top {
+        params.push(("top", top.to_string()));
+    }
+    if s.other {
+        params.push(("other", "true".into()));
+    }
+    let answer = args.get("/api/v1/series", &params).await?;
+    if s.format == Format::Json || args.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let series = answer["series"].as_array().cloned().unwrap_or_default();
+    let mut header = vec!["ts".to_owned()];
+    for one in &series {
+        let mut label = match (&one["q"], &one["group"]) {
+            (Value::String(q), Value::String(g)) => format!("{q} / {g}"),
+            (Value::String(q), _) => q.clone(),
+            (_, Value::String(g)) => g.clone(),
+            _ => format!("{}({})", s.agg, s.field),
+        };
+        if label.is_empty() {
+            label = format!("{}({})", s.agg, s.field);
+        }
+        header.push(label);
+    }
+    let buckets = series
+        .first()
+        .and_then(|one| one["points"].as_array())
+        .map_or(0, Vec::len);
+    let rows: Vec<Vec<String>> = (0..buckets)
+        .map(|i| {
+            let mut row = vec![cell(&series[0]["points"][i][0])];
+            row.extend(series.iter().map(|one| cell(&one["points"][i][1])));
+            row
+        })
+        .collect();
+    print_rows(s.format, &header, &rows);
+    if s.format == Format::Table {
+        println!("\ninterval {}", cell(&answer["interval"]));
+    }
+    Ok(())
+}

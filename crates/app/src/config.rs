@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use ingot_adapter_coap::CoapConfig;
 use ingot_core::Limits;
 use ingot_log::SyncPolicy;
 use serde::Deserialize;
@@ -41,8 +42,8 @@ pub struct ServeArgs {
     #[arg(long, env = "INGOT_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,
 
-    /// CoAP listener (UDP) [default: 0.0.0.0:5683]. Validated now; the CoAP endpoint itself
-    /// is not in this build yet (issue #4).
+    /// CoAP listener (UDP): `POST /events`, `GET /events`, observable `/events/latest`
+    /// [default: 0.0.0.0:5683].
     #[arg(long, env = "INGOT_COAP_ADDR", value_name = "ADDR")]
     pub coap_addr: Option<SocketAddr>,
 
@@ -96,6 +97,8 @@ struct FileConfig {
     store: StoreSection,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    coap: CoapConfig,
 }
 
 /// `[log]`: the embedded durable log.
@@ -130,12 +133,19 @@ impl Default for LogSection {
 pub struct StoreSection {
     /// Most events the store writer commits in one transaction.
     pub writer_batch: usize,
+    /// Delete events older than this (`90d`) in tenants without their own retention;
+    /// empty keeps everything.
+    pub retention: String,
+    /// How often retention looks for expired events.
+    pub retention_check: String,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
             writer_batch: 10_000,
+            retention: String::new(),
+            retention_check: "10m".into(),
         }
     }
 }
@@ -165,10 +175,16 @@ pub struct ServeConfig {
     pub log: LogSection,
     /// Log retention by age, parsed from `log.retention_age`.
     pub retention_age: Option<Duration>,
+    /// Store retention for tenants without their own, parsed from `store.retention`.
+    pub store_retention: Option<Duration>,
+    /// How often store retention runs, parsed from `store.retention_check`.
+    pub store_retention_check: Duration,
     /// The store.
     pub store: StoreSection,
     /// Size limits.
     pub limits: Limits,
+    /// The CoAP endpoint's tuning (`[coap]`).
+    pub coap: CoapConfig,
 }
 
 /// Every problem found in the configuration, each naming its key.
@@ -187,26 +203,7 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Parses `10ms`, `25s`, `5m`, `2h`, `7d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 10ms, 25s, 5m, 2h or 7d"))?;
-    let unit_ms = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("`{text}` has no unit: use ms, s, m, h or d")),
-    };
-    Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
-}
+pub use ingot_core::time::parse_duration;
 
 fn parse_fsync(text: &str) -> Result<SyncPolicy, String> {
     match text {
@@ -300,6 +297,27 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
             }
         },
     };
+    let store_retention = match file.store.retention.trim() {
+        "" => None,
+        text => match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(format!("store.retention: {e}"));
+                None
+            }
+        },
+    };
+    let store_retention_check = match parse_duration(&file.store.retention_check) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            errors.push("store.retention_check: must be more than 0".into());
+            Duration::ZERO
+        }
+        Err(e) => {
+            errors.push(format!("store.retention_check: {e}"));
+            Duration::ZERO
+        }
+    };
     let log_level = args
         .log_level
         .clone()
@@ -340,6 +358,9 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
     if limits.max_event_bytes > limits.max_body_bytes {
         errors.push("limits.max_event_bytes: is larger than limits.max_body_bytes".into());
     }
+    if let Err(coap) = file.coap.validate() {
+        errors.extend(coap.0);
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -365,8 +386,11 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
         log_level,
         log: file.log,
         retention_age,
+        store_retention,
+        store_retention_check,
         store: file.store,
         limits: file.limits,
+        coap: file.coap,
     })
 }
 
@@ -436,14 +460,5 @@ mod tests {
             unknown[0].contains("unknown field `htp_addr`"),
             "{unknown:?}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert!(parse_duration("7").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("1w").is_err());
     }
 }

@@ -49,6 +49,13 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Query events and series (needs a reader key or better).
+    Query {
+        #[command(subcommand)]
+        command: QueryCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print the example configuration file (every key with its default).
     GenerateConfig,
 }
@@ -89,6 +96,21 @@ enum TenantCommand {
         /// Tenant name.
         name: String,
     },
+    /// Set how long a tenant's events are kept.
+    Retention {
+        /// Tenant name.
+        name: String,
+        /// A duration such as `30d`, or `default` for the server's `[store] retention`.
+        retention: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QueryCommand {
+    /// List events, newest first.
+    Events(client::EventsArgs),
+    /// Aggregate a numeric field per time bucket, optionally grouped.
+    Series(client::SeriesArgs),
 }
 
 /// Runs the command line; the process exits with the returned code.
@@ -112,9 +134,18 @@ pub fn main() -> ExitCode {
                 KeyCommand::Rm { id } => client::key_rm(&client, &id).await,
             }
         }),
+        Command::Query { command, client } => run_client(async move {
+            match command {
+                QueryCommand::Events(args) => client::query_events(&client, &args).await,
+                QueryCommand::Series(args) => client::query_series(&client, &args).await,
+            }
+        }),
         Command::Tenant { command, client } => run_client(async move {
             match command {
                 TenantCommand::Add { name } => client::tenant_add(&client, &name).await,
+                TenantCommand::Retention { name, retention } => {
+                    client::tenant_retention(&client, &name, &retention).await
+                }
             }
         }),
     }

@@ -22,6 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use ingot_adapter_coap::{CoapDeps, CoapMetrics};
 use ingot_api::{ApiDeps, HttpMetrics};
 use ingot_auth::{Authenticator, bootstrap};
 use ingot_ingest::{EVENTS_TOPIC, Ingest, IngestMetrics};
@@ -29,9 +30,10 @@ use ingot_log::Log;
 use ingot_log::file::{FileLog, FileLogConfig, LogMetrics, Retention};
 use ingot_store::Store;
 use ingot_store_sqlite::SqliteStore;
+use ingot_writer::retention::{self, RetentionConfig, RetentionMetrics};
 use ingot_writer::{StoreWriter, WriterMetrics};
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
@@ -41,6 +43,8 @@ use crate::config::ServeConfig;
 pub struct Running {
     /// Where the HTTP listener is bound (useful with port 0).
     pub http_addr: SocketAddr,
+    /// Where the CoAP endpoint is bound.
+    pub coap_addr: SocketAddr,
     /// The admin key, on the start that created it.
     pub admin_key: Option<String>,
     stop: CancellationToken,
@@ -74,7 +78,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let log_metrics = LogMetrics::register(&mut registry);
     let ingest_metrics = IngestMetrics::register(&mut registry);
     let writer_metrics = WriterMetrics::register(&mut registry);
+    let retention_metrics = RetentionMetrics::register(&mut registry);
     let http_metrics = HttpMetrics::register(&mut registry);
+    let coap_metrics = CoapMetrics::register(&mut registry);
 
     let log_config = FileLogConfig {
         dir: config.data_dir.join("log"),
@@ -109,6 +115,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_addr))?;
     let http_addr = http.local_addr()?;
+    let coap = UdpSocket::bind(config.coap_addr)
+        .await
+        .with_context(|| format!("cannot listen for CoAP on udp {}", config.coap_addr))?;
+    let coap_addr = coap.local_addr()?;
 
     let ingest = Arc::new(Ingest::new(
         log.clone(),
@@ -121,6 +131,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         config.allow_anonymous,
     ));
     let ready = Arc::new(AtomicBool::new(false));
+    let coap_deps = CoapDeps {
+        ingest: ingest.clone(),
+        auth: auth.clone(),
+        store: store.clone(),
+    };
     let router = ingot_api::router(ApiDeps {
         ingest,
         store: store.clone(),
@@ -140,14 +155,40 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         writer_metrics,
     );
     let writer_task = tokio::spawn(writer.run(writer_stop.clone()));
+    let retention_config = RetentionConfig {
+        default: config.store_retention,
+        check_every: config.store_retention_check,
+        ..RetentionConfig::default()
+    };
+    // Retention stops as soon as the drain starts; an interrupted sweep resumes next start.
+    tokio::spawn(retention::run(
+        store.clone(),
+        retention_config,
+        retention_metrics,
+        stop.clone(),
+    ));
+    // The protocol listeners, in the order the drain waits for them. Each stops accepting
+    // as soon as `stop` is cancelled and returns once its in-flight requests are answered.
     let http_stop = stop.clone();
-    let http_task = tokio::spawn(ingot_api::serve(http, router, async move {
-        http_stop.cancelled().await
-    }));
+    let http_task = tokio::spawn(async move {
+        ingot_api::serve(http, router, async move { http_stop.cancelled().await })
+            .await
+            .context("the HTTP server failed")
+    });
+    let coap_task = tokio::spawn({
+        let (config, stop) = (config.coap.clone(), stop.clone());
+        async move {
+            ingot_adapter_coap::serve(coap, config, coap_deps, coap_metrics, stop)
+                .await
+                .context("the CoAP endpoint failed")
+        }
+    });
+    let listeners = vec![("http", http_task), ("coap", coap_task)];
 
     ingot_api::set_ready(&ready, true);
     tracing::info!(
         http = %http_addr,
+        coap = %coap_addr,
         data_dir = %config.data_dir.display(),
         fsync = ?config.fsync,
         anonymous = config.allow_anonymous,
@@ -165,10 +206,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let drained = tokio::spawn(async move {
         drain_stop.cancelled().await;
         let _lock = lock; // held until the log is closed
-        drain(ready, http_task, writer_stop, writer_task, log, grace).await
+        drain(ready, listeners, writer_stop, writer_task, log, grace).await
     });
     Ok(Running {
         http_addr,
+        coap_addr,
         admin_key: boot.admin_key,
         stop,
         drained,
@@ -177,7 +219,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
 async fn drain(
     ready: Arc<AtomicBool>,
-    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    listeners: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)>,
     writer_stop: CancellationToken,
     writer_task: tokio::task::JoinHandle<Result<(), ingot_writer::WriterError>>,
     log: Arc<dyn Log>,
@@ -189,35 +231,34 @@ async fn drain(
         grace_ms = grace.as_millis() as u64,
         "draining: no new requests; finishing in-flight ones"
     );
-    let steps = async {
-        let mut stage = "http";
-        let http = http_task.await;
-        stage_done(
-            stage,
-            http.map_err(anyhow::Error::from)
-                .and_then(|r| r.map_err(Into::into)),
-        );
-        stage = "store-writer";
-        writer_stop.cancel();
-        let writer = writer_task.await;
-        stage_done(
-            stage,
-            writer
-                .map_err(anyhow::Error::from)
-                .and_then(|r| r.map_err(Into::into)),
-        );
-        log.close().await.context("closing the log")
+    let late = |stage: &str| {
+        anyhow::anyhow!(
+            "the drain did not finish within {grace:?} ({stage} was still running); \
+             acknowledged events are safe in the log and will be stored on the next start"
+        )
     };
-    match tokio::time::timeout_at(deadline, steps).await {
-        Ok(result) => {
-            result?;
-            tracing::info!("drained; bye");
-            Ok(())
-        }
-        Err(_) => bail!(
-            "the drain did not finish within {grace:?}; acknowledged events are safe in the log and will be stored on the next start"
-        ),
+    for (stage, task) in listeners {
+        let result = tokio::time::timeout_at(deadline, task)
+            .await
+            .map_err(|_| late(stage))?;
+        stage_done(stage, result.map_err(anyhow::Error::from).and_then(|r| r));
     }
+    writer_stop.cancel();
+    let writer = tokio::time::timeout_at(deadline, writer_task)
+        .await
+        .map_err(|_| late("the store writer"))?;
+    stage_done(
+        "store-writer",
+        writer
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.map_err(Into::into)),
+    );
+    tokio::time::timeout_at(deadline, log.close())
+        .await
+        .map_err(|_| late("the log"))?
+        .context("closing the log")?;
+    tracing::info!("drained; bye");
+    Ok(())
 }
 
 fn stage_done(stage: &str, result: anyhow::Result<()>) {
@@ -282,9 +323,14 @@ pub fn banner(config: &ServeConfig, running: &Running) -> String {
     };
     let base = format!("http://{host}:{}", running.http_addr.port());
     let data_dir = config.data_dir.display();
+    let coap_host = match running.coap_addr.ip() {
+        ip if ip.is_unspecified() => "localhost".to_owned(),
+        ip => ip.to_string(),
+    };
     let mut out = format!(
-        "\nIngot {} is ready.\n\n  UI and API   {base}/\n  Data         {data_dir}\n",
-        env!("CARGO_PKG_VERSION")
+        "\nIngot {} is ready.\n\n  UI and API   {base}/\n  CoAP         coap://{coap_host}:{}/events\n  Data         {data_dir}\n",
+        env!("CARGO_PKG_VERSION"),
+        running.coap_addr.port()
     );
     match &running.admin_key {
         Some(key) => out.push_str(&format!(

@@ -25,12 +25,25 @@ impl Registry for MemRegistry {
             id: TenantId(tenants.len() as u32 + 1),
             name: name.into(),
             created: Timestamp::now(),
+            retention: None,
         };
         tenants.push(tenant.clone());
         Ok(tenant)
     }
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
         Ok(self.tenants.lock().iter().find(|t| t.name == name).cloned())
+    }
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        Ok(self.tenants.lock().clone())
+    }
+    async fn set_tenant_retention(
+        &self,
+        tenant: TenantId,
+        retention: Option<std::time::Duration>,
+    ) -> Result<bool, StoreError> {
+        let mut tenants = self.tenants.lock();
+        let found = tenants.iter_mut().find(|t| t.id == tenant);
+        Ok(found.map(|t| t.retention = retention).is_some())
     }
     async fn create_device(
         &self,

@@ -1,6 +1,9 @@
 //! `ingot-bench`: measures the release `ingot` binary on this machine, beside a reference
 //! measured in the same run, and writes the figures into `docs/benchmarks.md`.
 //!
+//! `store` (issue #3) measures the store writer and query latencies on 10 million events
+//! (see `store.rs`).
+//!
 //! `spine` (issue #2) measures:
 //! - the disk's own `write + fdatasync` latency and throughput: the physical limit for
 //!   single-record durability, and the ceiling for durable ingest (the reference);
@@ -20,16 +23,18 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::Parser;
 
+mod store;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ingot-bench",
     about = "Benchmarks Ingot against references in one run"
 )]
 struct Cli {
-    /// Which benchmark: `spine`.
+    /// Which benchmark: `spine` or `store`.
     suite: String,
-    /// The release `ingot` binary.
-    #[arg(long)]
+    /// The release `ingot` binary (for suites that run the server).
+    #[arg(long, default_value = "target/release/ingot")]
     ingot: PathBuf,
     /// Shorter runs (for a quick look; the committed figures come from full runs).
     #[arg(long)]
@@ -47,17 +52,18 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if cli.suite != "spine" {
-        bail!("unknown suite `{}` (known: spine)", cli.suite);
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(spine(&cli))?;
+    let report = match cli.suite.as_str() {
+        "spine" => rt.block_on(spine(&cli))?,
+        "store" => rt.block_on(store::run(&cli.scratch, cli.quick))?,
+        other => bail!("unknown suite `{other}` (known: spine, store)"),
+    };
     print!("{report}");
     if let Some(out) = &cli.out {
-        replace_section(out, "spine", &report)?;
-        eprintln!("wrote the spine section of {}", out.display());
+        replace_section(out, &cli.suite, &report)?;
+        eprintln!("wrote the {} section of {}", cli.suite, out.display());
     }
     Ok(())
 }
@@ -138,6 +144,8 @@ impl Server {
             .args([
                 "serve",
                 "--http-addr",
+                "127.0.0.1:0",
+                "--coap-addr",
                 "127.0.0.1:0",
                 "--log-level",
                 "warn",

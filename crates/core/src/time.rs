@@ -397,3 +397,64 @@ mod tests {
         }
     }
 }
+
+/// Parses a duration as people write it in configuration and requests: a whole number and
+/// a unit, `ms`, `s`, `m`, `h` or `d` (`10ms`, `25s`, `5m`, `2h`, `7d`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 10ms, 25s, 5m, 2h or 7d"))?;
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{text}` has no unit: use ms, s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_millis(n.saturating_mul(unit_ms)))
+}
+
+/// Formats a duration with its largest whole unit (`7d`, `90m`, `25s`, `10ms`).
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, name) in [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ] {
+        if ms >= unit && ms.is_multiple_of(unit) {
+            return format!("{}{name}", ms / unit);
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(
+            parse_duration("10ms"),
+            Ok(std::time::Duration::from_millis(10))
+        );
+        assert_eq!(
+            parse_duration("7d"),
+            Ok(std::time::Duration::from_secs(604_800))
+        );
+        for bad in ["7", "ms", "1w", "-1s", "1.5h", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        for text in ["7d", "90m", "25s", "10ms", "1h"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+}

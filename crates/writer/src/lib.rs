@@ -32,6 +32,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+pub mod retention;
+
 /// The writer's name, as a log consumer group and as a store checkpoint.
 pub const WRITER_GROUP: &str = "store-writer";
 

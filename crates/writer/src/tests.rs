@@ -3,7 +3,7 @@ use std::path::Path;
 use bytes::Bytes;
 use ingot_core::{Event, EventId, TenantId, Timestamp};
 use ingot_log::file::{FileLog, FileLogConfig, LogMetrics};
-use ingot_store::{ListQuery, MAX_PAGE};
+use ingot_store::{EventStore, ListQuery, MAX_PAGE, Registry};
 use ingot_store_sqlite::SqliteStore;
 
 use super::*;
@@ -181,4 +181,93 @@ async fn follows_new_appends_while_running() {
         expected(0..60),
         "shutdown drains what was appended"
     );
+}
+
+#[tokio::test]
+async fn retention_deletes_only_what_expired() {
+    use retention::{RetentionConfig, RetentionMetrics, sweep};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), "store.db");
+    let kept = store.create_tenant("kept").await.unwrap();
+    let short = store.create_tenant("short").await.unwrap();
+    store
+        .set_tenant_retention(short.id, Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let now = Timestamp::now().as_millis();
+    let event_at = |tenant, id: &str, ms| Event {
+        id: EventId::parse(id).unwrap(),
+        tenant,
+        device: "d".into(),
+        sensor: None,
+        ts: Timestamp::from_millis(ms),
+        received: Timestamp::from_millis(ms),
+        kind: None,
+        value: Some(1.0),
+        data: None,
+        payload: None,
+    };
+    let mut events = Vec::new();
+    for (i, age_hours) in [0, 2, 5, 48].iter().enumerate() {
+        for tenant in [kept.id, short.id] {
+            events.push(event_at(
+                tenant,
+                &format!("e{i}"),
+                now - age_hours * 3_600_000,
+            ));
+        }
+    }
+    let checkpoint = ingot_store::Checkpoint {
+        consumer: "t".into(),
+        topic: "events".into(),
+        offsets: vec![],
+    };
+    store.write_batch(events, &checkpoint).await.unwrap();
+    let config = RetentionConfig {
+        batch: 1,
+        pause: Duration::ZERO,
+        ..RetentionConfig::default()
+    };
+    let deleted = sweep(
+        &*store,
+        &config,
+        &RetentionMetrics::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted, 3, "the short tenant's events older than an hour");
+    let left = |tenant| {
+        let store = store.clone();
+        async move {
+            store
+                .list_events(
+                    tenant,
+                    &ListQuery {
+                        limit: 10,
+                        ..ListQuery::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .events
+                .len()
+        }
+    };
+    assert_eq!((left(kept.id).await, left(short.id).await), (4, 1));
+    // A server default applies to tenants without their own retention.
+    let config = RetentionConfig {
+        default: Some(Duration::from_secs(24 * 3600)),
+        ..config
+    };
+    let deleted = sweep(
+        &*store,
+        &config,
+        &RetentionMetrics::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(left(kept.id).await, 3);
 }

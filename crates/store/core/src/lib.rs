@@ -7,6 +7,9 @@
 //!   that tenant's rows.
 //! - Writes are idempotent on `(tenant, id)`: a second event with an id already stored is
 //!   skipped, so replaying the log never duplicates.
+//! - An event's `data` is kept whole as a JSON value, not byte for byte: a backend may
+//!   reorder its keys and print its numbers differently (PostgreSQL's `jsonb` does; SQLite
+//!   returns the text as written), and always returns valid, compact JSON text.
 //! - [`EventStore::write_batch`] stores the events and the writer's checkpoint (the next log
 //!   offset per partition) in one transaction, so a restart resumes exactly after what was
 //!   stored.
@@ -20,6 +23,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ingot_core::{Event, EventId, TenantId, Timestamp};
+pub use ingot_query::{Agg, Field, Filter, Interval, SeriesQuery};
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -30,6 +34,9 @@ pub use error::StoreError;
 /// The most events one listing page may hold.
 pub const MAX_PAGE: usize = 10_000;
 
+/// The most buckets a histogram or a series may have.
+pub const MAX_BUCKETS: u64 = 10_000;
+
 /// A listing request; `from` is inclusive, `to` exclusive.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListQuery {
@@ -39,6 +46,8 @@ pub struct ListQuery {
     pub sensor: Option<String>,
     /// Only this kind.
     pub kind: Option<String>,
+    /// Only events matching this filter (the `q=` language of `ingot-query`).
+    pub filter: Filter,
     /// Events with `ts >= from`.
     pub from: Option<Timestamp>,
     /// Events with `ts < to`.
@@ -47,6 +56,11 @@ pub struct ListQuery {
     pub limit: usize,
     /// Continue after this position (from the previous page's `next`).
     pub cursor: Option<Cursor>,
+    /// Also count every matching event (ignoring the cursor and the limit).
+    pub total: bool,
+    /// Also count matching events per bucket of this width over `[from, to)`, which must
+    /// both be set ([`StoreError::InvalidQuery`] otherwise, or beyond [`MAX_BUCKETS`]).
+    pub histogram: Option<Interval>,
 }
 
 /// One page of a listing.
@@ -58,6 +72,23 @@ pub struct EventPage {
     /// than this page holds, `None` on the last page (so a client never fetches an empty
     /// page to learn that it is done).
     pub next: Option<Cursor>,
+    /// With [`ListQuery::total`]: how many events matched.
+    pub total: Option<u64>,
+    /// With [`ListQuery::histogram`]: `(bucket start, count)` for every bucket from
+    /// `interval.floor(from)` to `to`, oldest first, empty buckets counted 0.
+    pub histogram: Option<Vec<(Timestamp, u64)>>,
+}
+
+/// One series of a [`EventStore::series`] answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The group's value (text form), or `None` without `group_by`.
+    pub group: Option<String>,
+    /// Whether this is the aggregate of every group outside the top ones.
+    pub other: bool,
+    /// `(bucket start, aggregate)` for every bucket, oldest first; `None` for a bucket with
+    /// no values.
+    pub points: Vec<(Timestamp, Option<f64>)>,
 }
 
 /// A position in the newest-first order: strictly older than `(ts, id)`.
@@ -152,6 +183,44 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
 
     /// One event with its binary payload, if stored.
     async fn get_event(&self, tenant: TenantId, id: &EventId) -> Result<Option<Event>, StoreError>;
+
+    /// The oldest and newest `ts` of the events `query` matches (its cursor, limit, total
+    /// and histogram are ignored); `None` when nothing matches.
+    async fn bounds(
+        &self,
+        tenant: TenantId,
+        query: &ListQuery,
+    ) -> Result<Option<(Timestamp, Timestamp)>, StoreError>;
+
+    /// Aggregates a tenant's events per time bucket and group.
+    ///
+    /// The events are those matching `query.filter` with `from <= ts < to`. Buckets run from
+    /// `interval.floor(from)` to `to` ([`StoreError::InvalidQuery`] beyond [`MAX_BUCKETS`]).
+    /// `count` counts events; the other aggregations take the numeric values of
+    /// `query.field` (the `value` column, or JSON numbers at a data path; other JSON types
+    /// are ignored) and give `None` for a bucket without any, as does `count` for a bucket
+    /// without events. Percentiles are exact ([`ingot_query::percentile`]).
+    ///
+    /// Without `group_by`: one series, group `None`. With it: a group per distinct value of
+    /// the field (strings as they are, numbers as their JSON text, booleans as `true` /
+    /// `false`; events where it is missing, null, an object or an array belong to no group),
+    /// the `top` groups with the most matching events first (ties: by value, bytewise), then
+    /// with `other` one more series aggregating every matching event outside those groups.
+    async fn series(
+        &self,
+        tenant: TenantId,
+        query: &SeriesQuery,
+    ) -> Result<Vec<Series>, StoreError>;
+
+    /// Deletes up to `limit` of the tenant's events with `ts < before`, oldest first, with
+    /// their payloads; returns how many. Retention calls it in a loop, so each call is a
+    /// short transaction that never blocks ingest for long.
+    async fn delete_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
 }
 
 /// A tenant.
@@ -163,6 +232,8 @@ pub struct Tenant {
     pub name: String,
     /// When it was created.
     pub created: Timestamp,
+    /// How long its events are kept; `None`: the server's default.
+    pub retention: Option<std::time::Duration>,
 }
 
 /// What an API key may do.
@@ -237,6 +308,17 @@ pub trait Registry: Send + Sync + fmt::Debug + 'static {
 
     /// The tenant with this name.
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError>;
+
+    /// Every tenant, by id.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    /// Sets (or, with `None`, clears) how long a tenant's events are kept. False if there is
+    /// no such tenant.
+    async fn set_tenant_retention(
+        &self,
+        tenant: TenantId,
+        retention: Option<std::time::Duration>,
+    ) -> Result<bool, StoreError>;
 
     /// Registers a device with its token's hash; [`StoreError::AlreadyExists`] (`what`:
     /// `device <name>`) if the name is taken in the tenant, and also (without naming the

@@ -10,6 +10,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, Row, TransactionBehavior};
 
 use crate::error::{self, corrupt};
+use crate::query::{self, Binds, compile};
 
 const INSERT_EVENT: &str = "INSERT INTO events \
      (tenant, ts, id, device, sensor, kind, value, received, data) \
@@ -189,7 +190,12 @@ impl<'q> Conditions<'q> {
             (Some(to), Some(_)) => Upper::Before(to),
         };
         Conditions {
-            device: query.device.as_deref(),
+            // A `device:x` the filter requires narrows the range through the device index
+            // just as the `device` parameter does (the filter still checks it too).
+            device: query
+                .device
+                .as_deref()
+                .or_else(|| query::required_device(&query.filter)),
             sensor: query.sensor.as_deref(),
             kind: query.kind.as_deref(),
             from: query.from.map(Timestamp::as_micros),
@@ -197,19 +203,18 @@ impl<'q> Conditions<'q> {
         }
     }
 
-    /// The listing statement for these conditions, with named parameters only: no value
-    /// from the query is ever part of the SQL text. There are 48 distinct texts (four
-    /// optional filters, three kinds of upper end), so all stay in the statement cache.
-    pub(crate) fn sql(&self) -> String {
+    /// `FROM events … WHERE …` for these conditions, with `filter` (a compiled filter
+    /// condition, `"1"` for none) appended. Named parameters only: no value from the query
+    /// is ever part of the SQL text.
+    pub(crate) fn source_sql(&self, filter: &str) -> String {
         let mut sql = match self.device {
             // Without statistics SQLite takes `tenant = ?` for selective and would scan the
             // tenant's whole primary key range, filtering on device. The device index is
             // never worse: the same ts range plus the device, in the same order.
-            Some(_) => format!(
-                "SELECT {COLUMNS} FROM events INDEXED BY events_by_device \
+            Some(_) => "FROM events INDEXED BY events_by_device \
                  WHERE tenant = :tenant AND device = :device"
-            ),
-            None => format!("SELECT {COLUMNS} FROM events WHERE tenant = :tenant"),
+                .to_owned(),
+            None => "FROM events WHERE tenant = :tenant".to_owned(),
         };
         if self.sensor.is_some() {
             sql.push_str(" AND sensor = :sensor");
@@ -227,8 +232,46 @@ impl<'q> Conditions<'q> {
             // (ts, id) of the primary key or of events_by_device.
             Upper::After(..) => sql.push_str(" AND (ts, id) < (:cursor_ts, :cursor_id)"),
         }
-        sql.push_str(" ORDER BY ts DESC, id DESC LIMIT :limit");
+        if filter != "1" {
+            sql.push_str(" AND ");
+            sql.push_str(filter);
+        }
         sql
+    }
+
+    /// The listing statement for these conditions. Without a filter there are 48 distinct
+    /// texts (four optional filters, three kinds of upper end), so all stay in the
+    /// statement cache.
+    pub(crate) fn sql(&self, filter: &str) -> String {
+        format!(
+            "SELECT {COLUMNS} {} ORDER BY ts DESC, id DESC LIMIT :limit",
+            self.source_sql(filter)
+        )
+    }
+
+    /// The parameters of [`Conditions::source_sql`] (not the filter's, not `:limit`).
+    pub(crate) fn params<'a>(&'a self, tenant_key: &'a i64) -> Vec<(&'a str, &'a dyn ToSql)> {
+        let mut params: Vec<(&str, &dyn ToSql)> = vec![(":tenant", tenant_key)];
+        for (name, value) in [
+            (":device", &self.device),
+            (":sensor", &self.sensor),
+            (":kind", &self.kind),
+        ] {
+            if let Some(value) = value {
+                params.push((name, value));
+            }
+        }
+        if let Some(from) = &self.from {
+            params.push((":from", from));
+        }
+        match &self.upper {
+            Upper::None => {}
+            Upper::Before(to) => params.push((":to", to)),
+            Upper::After(ts, id) => {
+                params.extend([(":cursor_ts", ts as &dyn ToSql), (":cursor_id", id)])
+            }
+        }
+        params
     }
 }
 
@@ -245,28 +288,14 @@ pub(crate) fn list(
     // `check_query` bounds the limit by MAX_PAGE, far below i64::MAX.
     let fetch = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
 
-    let mut params: Vec<(&str, &dyn ToSql)> = vec![(":tenant", &tenant_key), (":limit", &fetch)];
-    for (name, value) in [
-        (":device", &cond.device),
-        (":sensor", &cond.sensor),
-        (":kind", &cond.kind),
-    ] {
-        if let Some(value) = value {
-            params.push((name, value));
-        }
-    }
-    if let Some(from) = &cond.from {
-        params.push((":from", from));
-    }
-    match &cond.upper {
-        Upper::None => {}
-        Upper::Before(to) => params.push((":to", to)),
-        Upper::After(ts, id) => {
-            params.extend([(":cursor_ts", ts as &dyn ToSql), (":cursor_id", id)])
-        }
-    }
-
-    let mut stmt = conn.prepare_cached(&cond.sql()).map_err(error::sqlite)?;
+    let mut binds = Binds::default();
+    let filter = compile(&query.filter, &mut binds);
+    let mut params = cond.params(&tenant_key);
+    params.push((":limit", &fetch));
+    binds.extend(&mut params);
+    let mut stmt = conn
+        .prepare_cached(&cond.sql(&filter))
+        .map_err(error::sqlite)?;
     let mut rows = stmt.query(params.as_slice()).map_err(error::sqlite)?;
     let mut events = Vec::with_capacity(query.limit.min(1024));
     let mut more = false;
@@ -282,7 +311,22 @@ pub(crate) fn list(
     } else {
         None
     };
-    Ok(EventPage { events, next })
+    drop(rows);
+    let total = if query.total {
+        Some(query::total(conn, tenant, query)?)
+    } else {
+        None
+    };
+    let histogram = match query.histogram {
+        Some(interval) => Some(query::histogram(conn, tenant, query, interval)?),
+        None => None,
+    };
+    Ok(EventPage {
+        events,
+        next,
+        total,
+        histogram,
+    })
 }
 
 /// One event with its payload.
@@ -373,9 +417,10 @@ mod tests {
                 to: on(4).then_some(to),
                 limit: 10,
                 cursor: on(5).then(|| cursor.clone()),
+                ..ListQuery::default()
             };
             let cond = Conditions::of(&q);
-            let sql = cond.sql();
+            let sql = cond.sql("1");
             let plan = plan(&conn, &sql);
             texts.insert(sql);
             assert!(!plan.contains("TEMP B-TREE"), "sorts: {q:?}\n{plan}");
@@ -463,8 +508,9 @@ mod tests {
                 ts: Timestamp::from_micros(5),
                 id: EventId::parse("c1").expect("id"),
             }),
+            ..ListQuery::default()
         };
-        let sql = Conditions::of(&q).sql();
+        let sql = Conditions::of(&q).sql("1");
         for value in [
             "x'",
             "probe1",

@@ -119,15 +119,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use ingot_core::{Event, EventId, TenantId};
+use ingot_core::{Event, EventId, TenantId, Timestamp};
 use ingot_store::{
     ApiKey, Checkpoint, Device, EventPage, EventStore, ListQuery, Registry, Role, SecretHash,
-    StoreError, Tenant, WriteOutcome,
+    Series, SeriesQuery, StoreError, Tenant, WriteOutcome,
 };
 
 mod error;
 mod events;
 mod pool;
+mod query;
 mod registry;
 mod schema;
 
@@ -245,6 +246,39 @@ impl EventStore for SqliteStore {
             .run(move |conn| events::get(conn, tenant, &id))
             .await
     }
+
+    async fn bounds(
+        &self,
+        tenant: TenantId,
+        query: &ListQuery,
+    ) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |conn| query::bounds(conn, tenant, &query))
+            .await
+    }
+
+    async fn series(
+        &self,
+        tenant: TenantId,
+        query: &SeriesQuery,
+    ) -> Result<Vec<Series>, StoreError> {
+        let query = query.clone();
+        self.readers
+            .run(move |conn| query::series(conn, tenant, &query))
+            .await
+    }
+
+    async fn delete_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .run(move |conn| query::delete_before(conn, tenant, before, limit))
+            .await
+    }
 }
 
 #[async_trait]
@@ -260,6 +294,20 @@ impl Registry for SqliteStore {
         let name = name.to_owned();
         self.readers
             .run(move |conn| registry::tenant_by_name(conn, &name))
+            .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.readers.run(|conn| registry::list_tenants(conn)).await
+    }
+
+    async fn set_tenant_retention(
+        &self,
+        tenant: TenantId,
+        retention: Option<std::time::Duration>,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |conn| registry::set_tenant_retention(conn, tenant, retention))
             .await
     }
 

@@ -4,6 +4,8 @@
 //! Secrets arrive and are stored only as their SHA-256 hashes, and no error message ever
 //! includes one.
 
+use std::time::Duration;
+
 use ingot_core::{TenantId, Timestamp};
 use ingot_store::{ApiKey, Device, Role, SecretHash, StoreError, Tenant};
 use rusqlite::{Connection, OptionalExtension};
@@ -39,25 +41,77 @@ pub(crate) fn create_tenant(conn: &Connection, name: &str) -> Result<Tenant, Sto
         id,
         name: name.to_owned(),
         created,
+        retention: None,
     })
+}
+
+fn retention(seconds: Option<i64>) -> Option<Duration> {
+    seconds.map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
 }
 
 pub(crate) fn tenant_by_name(conn: &Connection, name: &str) -> Result<Option<Tenant>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT id, created FROM tenants WHERE name = ?1")
+        .prepare_cached("SELECT id, created, retention FROM tenants WHERE name = ?1")
         .map_err(error::sqlite)?;
     let row = stmt
-        .query_row([name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .query_row([name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })
         .optional()
         .map_err(error::sqlite)?;
-    row.map(|(id, created)| {
+    row.map(|(id, created, seconds)| {
         Ok(Tenant {
             id: tenant_id(id)?,
             name: name.to_owned(),
             created: Timestamp::from_micros(created),
+            retention: retention(seconds),
         })
     })
     .transpose()
+}
+
+pub(crate) fn list_tenants(conn: &Connection) -> Result<Vec<Tenant>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, name, created, retention FROM tenants ORDER BY id")
+        .map_err(error::sqlite)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .map_err(error::sqlite)?;
+    let mut tenants = Vec::new();
+    for row in rows {
+        let (id, name, created, seconds) = row.map_err(error::sqlite)?;
+        tenants.push(Tenant {
+            id: tenant_id(id)?,
+            name,
+            created: Timestamp::from_micros(created),
+            retention: retention(seconds),
+        });
+    }
+    Ok(tenants)
+}
+
+pub(crate) fn set_tenant_retention(
+    conn: &Connection,
+    tenant: TenantId,
+    retention: Option<Duration>,
+) -> Result<bool, StoreError> {
+    let seconds = retention.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let changed = conn
+        .prepare_cached("UPDATE tenants SET retention = ?2 WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute((tenant.0, seconds)))
+        .map_err(error::sqlite)?;
+    Ok(changed > 0)
 }
 
 pub(crate) fn create_device(

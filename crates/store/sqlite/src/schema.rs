@@ -98,6 +98,8 @@ const MIGRATIONS: &[&str] = &[
         revoked  INTEGER
     ) STRICT, WITHOUT ROWID;
     ",
+    // 2: how long each tenant's events are kept (seconds; NULL: the server's default).
+    "ALTER TABLE tenants ADD COLUMN retention INTEGER;",
 ];
 
 /// The schema version this binary writes.
