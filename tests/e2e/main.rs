@@ -7,5 +7,6 @@ mod cli;
 mod coap;
 mod durability;
 mod ingest;
+mod mqtt;
 mod ops;
 mod query;

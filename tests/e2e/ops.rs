@@ -36,6 +36,8 @@ async fn first_start_creates_tenant_and_admin_key_once() {
             "127.0.0.1:0",
             "--coap-addr",
             "127.0.0.1:0",
+            "--mqtt-addr",
+            "127.0.0.1:0",
             "--data-dir",
             dir.path().to_str().unwrap(),
         ],

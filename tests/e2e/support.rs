@@ -16,6 +16,8 @@ pub struct Server {
     pub base: String,
     /// `coap://127.0.0.1:<port>`.
     pub coap: String,
+    /// The MQTT broker's `127.0.0.1:<port>`.
+    pub mqtt: std::net::SocketAddr,
     pub data_dir: PathBuf,
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
@@ -32,6 +34,8 @@ impl Server {
                 "--http-addr",
                 "127.0.0.1:0",
                 "--coap-addr",
+                "127.0.0.1:0",
+                "--mqtt-addr",
                 "127.0.0.1:0",
                 "--data-dir",
             ])
@@ -80,10 +84,23 @@ impl Server {
                     .map(|rest| rest.trim().trim_end_matches("/events").to_owned())
             })
             .expect("the banner names the CoAP endpoint");
+        let mqtt = stdout
+            .lock()
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("MQTT ")
+                    .map(|rest| rest.trim().trim_start_matches("mqtt://").to_owned())
+            })
+            .expect("the banner names the MQTT broker")
+            .parse()
+            .expect("the MQTT address is host:port");
         let server = Server {
             child: Some(child),
             base,
             coap,
+            mqtt,
             data_dir: data_dir.to_owned(),
             stdout,
             stderr,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ingot_adapter_coap::CoapConfig;
+use ingot_adapter_mqtt::MqttConfig;
 use ingot_core::Limits;
 use ingot_log::SyncPolicy;
 use serde::Deserialize;
@@ -47,8 +48,8 @@ pub struct ServeArgs {
     #[arg(long, env = "INGOT_COAP_ADDR", value_name = "ADDR")]
     pub coap_addr: Option<SocketAddr>,
 
-    /// MQTT listener (TCP) [default: 0.0.0.0:1883]. Validated now; the MQTT endpoint itself
-    /// is not in this build yet (issue #5).
+    /// MQTT 3.1.1 and 5 listener (TCP): devices publish to `ingot/<device>/events`
+    /// [default: 0.0.0.0:1883]. TLS (8883) is configured under `[mqtt]`.
     #[arg(long, env = "INGOT_MQTT_ADDR", value_name = "ADDR")]
     pub mqtt_addr: Option<SocketAddr>,
 
@@ -99,6 +100,8 @@ struct FileConfig {
     limits: Limits,
     #[serde(default)]
     coap: CoapConfig,
+    #[serde(default)]
+    mqtt: MqttConfig,
 }
 
 /// `[log]`: the embedded durable log.
@@ -185,6 +188,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// The CoAP endpoint's tuning (`[coap]`).
     pub coap: CoapConfig,
+    /// The MQTT broker's tuning and TLS (`[mqtt]`).
+    pub mqtt: MqttConfig,
 }
 
 /// Every problem found in the configuration, each naming its key.
@@ -361,6 +366,9 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
     if let Err(coap) = file.coap.validate() {
         errors.extend(coap.0);
     }
+    if let Err(mqtt) = file.mqtt.validate() {
+        errors.extend(mqtt);
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -391,6 +399,7 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
         store: file.store,
         limits: file.limits,
         coap: file.coap,
+        mqtt: file.mqtt,
     })
 }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use ingot_adapter_coap::{CoapDeps, CoapMetrics};
+use ingot_adapter_mqtt::{MqttDeps, MqttMetrics, TlsListener};
 use ingot_api::{ApiDeps, HttpMetrics};
 use ingot_auth::{Authenticator, bootstrap};
 use ingot_ingest::{EVENTS_TOPIC, Ingest, IngestMetrics};
@@ -45,6 +46,10 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// Where the CoAP endpoint is bound.
     pub coap_addr: SocketAddr,
+    /// Where the MQTT broker is bound.
+    pub mqtt_addr: SocketAddr,
+    /// Where the MQTT broker takes TLS connections, if configured.
+    pub mqtt_tls_addr: Option<SocketAddr>,
     /// The admin key, on the start that created it.
     pub admin_key: Option<String>,
     stop: CancellationToken,
@@ -81,6 +86,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let retention_metrics = RetentionMetrics::register(&mut registry);
     let http_metrics = HttpMetrics::register(&mut registry);
     let coap_metrics = CoapMetrics::register(&mut registry);
+    let mqtt_metrics = MqttMetrics::register(&mut registry);
 
     let log_config = FileLogConfig {
         dir: config.data_dir.join("log"),
@@ -119,6 +125,29 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen for CoAP on udp {}", config.coap_addr))?;
     let coap_addr = coap.local_addr()?;
+    let mqtt = TcpListener::bind(config.mqtt_addr)
+        .await
+        .with_context(|| format!("cannot listen for MQTT on {}", config.mqtt_addr))?;
+    let mqtt_addr = mqtt.local_addr()?;
+    let mqtt_tls = match (&config.mqtt.tls_cert, &config.mqtt.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls_config = ingot_adapter_mqtt::tls_server_config(cert, key)
+                .context("cannot load the MQTT TLS certificate")?;
+            let addr = config.mqtt.tls_addr;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for MQTT over TLS on {addr}"))?;
+            Some(TlsListener {
+                listener,
+                config: tls_config,
+            })
+        }
+        _ => None,
+    };
+    let mqtt_tls_addr = match &mqtt_tls {
+        Some(tls) => Some(tls.listener.local_addr()?),
+        None => None,
+    };
 
     let ingest = Arc::new(Ingest::new(
         log.clone(),
@@ -135,6 +164,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         ingest: ingest.clone(),
         auth: auth.clone(),
         store: store.clone(),
+    };
+    let mqtt_deps = MqttDeps {
+        ingest: ingest.clone(),
+        auth: auth.clone(),
     };
     let router = ingot_api::router(ApiDeps {
         ingest,
@@ -183,12 +216,25 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
                 .context("the CoAP endpoint failed")
         }
     });
-    let listeners = vec![("http", http_task), ("coap", coap_task)];
+    let mqtt_task = tokio::spawn({
+        let (config, stop) = (config.mqtt.clone(), stop.clone());
+        async move {
+            ingot_adapter_mqtt::serve(mqtt, mqtt_tls, config, mqtt_deps, mqtt_metrics, stop)
+                .await
+                .context("the MQTT broker failed")
+        }
+    });
+    let listeners = vec![
+        ("http", http_task),
+        ("coap", coap_task),
+        ("mqtt", mqtt_task),
+    ];
 
     ingot_api::set_ready(&ready, true);
     tracing::info!(
         http = %http_addr,
         coap = %coap_addr,
+        mqtt = %mqtt_addr,
         data_dir = %config.data_dir.display(),
         fsync = ?config.fsync,
         anonymous = config.allow_anonymous,
@@ -211,6 +257,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     Ok(Running {
         http_addr,
         coap_addr,
+        mqtt_addr,
+        mqtt_tls_addr,
         admin_key: boot.admin_key,
         stop,
         drained,
@@ -315,23 +363,30 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// `host:port` as a client would dial it: an unspecified address is this machine.
+fn dialable(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "localhost".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("{host}:{}", addr.port())
+}
+
 /// What `ingot serve` prints on the terminal once it is ready.
 pub fn banner(config: &ServeConfig, running: &Running) -> String {
-    let host = match running.http_addr.ip() {
-        ip if ip.is_unspecified() => "localhost".to_owned(),
-        ip => ip.to_string(),
-    };
-    let base = format!("http://{host}:{}", running.http_addr.port());
+    let base = format!("http://{}", dialable(running.http_addr));
     let data_dir = config.data_dir.display();
-    let coap_host = match running.coap_addr.ip() {
-        ip if ip.is_unspecified() => "localhost".to_owned(),
-        ip => ip.to_string(),
-    };
     let mut out = format!(
-        "\nIngot {} is ready.\n\n  UI and API   {base}/\n  CoAP         coap://{coap_host}:{}/events\n  Data         {data_dir}\n",
+        "\nIngot {} is ready.\n\n  UI and API   {base}/\n  CoAP         coap://{}/events\n  MQTT         mqtt://{}\n",
         env!("CARGO_PKG_VERSION"),
-        running.coap_addr.port()
+        dialable(running.coap_addr),
+        dialable(running.mqtt_addr),
     );
+    if let Some(tls) = running.mqtt_tls_addr {
+        out.push_str(&format!("  MQTT (TLS)   mqtts://{}\n", dialable(tls)));
+    }
+    out.push_str(&format!("  Data         {data_dir}\n"));
     match &running.admin_key {
         Some(key) => out.push_str(&format!(
             "  Admin key    {key}\n               (saved to {data_dir}/admin.key; shown only this once)\n"

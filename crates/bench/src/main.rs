@@ -147,6 +147,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--coap-addr",
                 "127.0.0.1:0",
+                "--mqtt-addr",
+                "127.0.0.1:0",
                 "--log-level",
                 "warn",
                 "--data-dir",
