@@ -10,3 +10,8 @@ mod ingest;
 mod mqtt;
 mod ops;
 mod query;
+mod scale;
+mod security;
+mod sim;
+mod tls;
+mod ui;

@@ -18,6 +18,8 @@ pub struct Server {
     pub coap: String,
     /// The MQTT broker's `127.0.0.1:<port>`.
     pub mqtt: std::net::SocketAddr,
+    /// The MQTT broker's TLS listener, when it has one.
+    pub mqtt_tls: Option<std::net::SocketAddr>,
     pub data_dir: PathBuf,
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
@@ -53,10 +55,13 @@ impl Server {
         pump(child.stderr.take().unwrap(), stderr.clone());
         let deadline = Instant::now() + Duration::from_secs(30);
         let base = loop {
+            // A replica without the query role prints `HTTP` (then what it serves).
             if let Some(base) = stdout.lock().unwrap().lines().find_map(|l| {
-                l.trim()
-                    .strip_prefix("UI and API")
-                    .map(|rest| rest.trim().trim_end_matches('/').to_owned())
+                let l = l.trim();
+                l.strip_prefix("UI and API")
+                    .or_else(|| l.strip_prefix("HTTP "))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(|url| url.trim_end_matches('/').to_owned())
             }) {
                 break base;
             }
@@ -74,33 +79,44 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        let coap = stdout
-            .lock()
-            .unwrap()
-            .lines()
-            .find_map(|l| {
+        // Only a replica with the ingest role (the default) has device listeners; the
+        // others leave `coap` empty and `mqtt` unspecified.
+        let ingest = extra
+            .windows(2)
+            .find(|w| w[0] == "--roles")
+            .is_none_or(|w| w[1].split(',').any(|r| r == "ingest" || r == "all"));
+        let coap = stdout.lock().unwrap().lines().find_map(|l| {
+            l.trim()
+                .strip_prefix("CoAP")
+                .map(|rest| rest.trim().trim_end_matches("/events").to_owned())
+        });
+        let coap = match coap {
+            Some(coap) => coap,
+            None if !ingest => String::new(),
+            None => panic!("the banner names the CoAP endpoint"),
+        };
+        let banner_addr = |prefix: &str, scheme: &str| {
+            stdout.lock().unwrap().lines().find_map(|l| {
                 l.trim()
-                    .strip_prefix("CoAP")
-                    .map(|rest| rest.trim().trim_end_matches("/events").to_owned())
+                    .strip_prefix(prefix)
+                    .map(|rest| rest.trim().trim_start_matches(scheme).to_owned())
+                    .map(|addr| addr.parse().expect("the MQTT address is host:port"))
             })
-            .expect("the banner names the CoAP endpoint");
-        let mqtt = stdout
-            .lock()
-            .unwrap()
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("MQTT ")
-                    .map(|rest| rest.trim().trim_start_matches("mqtt://").to_owned())
-            })
-            .expect("the banner names the MQTT broker")
-            .parse()
-            .expect("the MQTT address is host:port");
+        };
+        let mqtt_tls = banner_addr("MQTT (TLS)", "mqtts://");
+        // Without plain listeners (`--plain=false`) only the TLS one is named.
+        let plain = !extra.contains(&"--plain=false");
+        let mqtt = match banner_addr("MQTT  ", "mqtt://") {
+            Some(mqtt) => mqtt,
+            None if !ingest || !plain => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            None => panic!("the banner names the MQTT broker"),
+        };
         let server = Server {
             child: Some(child),
             base,
             coap,
             mqtt,
+            mqtt_tls,
             data_dir: data_dir.to_owned(),
             stdout,
             stderr,
@@ -109,8 +125,12 @@ impl Server {
                 .build()
                 .unwrap(),
         };
-        let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
-        assert_eq!(ready.status(), 200);
+        // The banner is printed once the server is ready; the test client speaks plain
+        // HTTP only (HTTPS tests use curl).
+        if server.base.starts_with("http://") {
+            let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+            assert_eq!(ready.status(), 200);
+        }
         server
     }
 

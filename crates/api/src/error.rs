@@ -16,6 +16,10 @@ use serde_json::{Map, Value, json};
 pub struct ApiError {
     kind: ErrorKind,
     message: String,
+    /// With [`ErrorKind::RateLimited`]: when to try again.
+    retry_after: Option<std::time::Duration>,
+    /// A status other than the kind's (408 for a body that never arrived).
+    status: Option<StatusCode>,
     pub(crate) details: Map<String, Value>,
 }
 
@@ -25,6 +29,8 @@ impl ApiError {
         ApiError {
             kind,
             message: message.into(),
+            retry_after: None,
+            status: None,
             details: Map::new(),
         }
     }
@@ -44,8 +50,21 @@ impl ApiError {
         self
     }
 
+    /// Answers with `status` instead of the kind's.
+    pub fn with_status(mut self, status: StatusCode) -> ApiError {
+        self.status = Some(status);
+        self
+    }
+
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
+        if let Some(status) = self.status {
+            return status;
+        }
+        self.kind_status()
+    }
+
+    fn kind_status(&self) -> StatusCode {
         match self.kind {
             ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -54,6 +73,7 @@ impl ApiError {
             ErrorKind::AlreadyExists => StatusCode::CONFLICT,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +104,15 @@ impl IntoResponse for ApiError {
             }
             ErrorKind::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ErrorKind::RateLimited => {
+                // Whole seconds, rounded up: a client waiting that long will fit.
+                let seconds = self
+                    .retry_after
+                    .map_or(1, |d| d.as_millis().div_ceil(1000).max(1));
+                if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
             }
             _ => {}
         }
@@ -133,6 +162,18 @@ impl From<IngestError> for ApiError {
                 ApiError::new(ErrorKind::PermissionDenied, e.to_string())
                     .with("index", index)
                     .with("field", "device")
+            }
+            IngestError::RateLimited { .. } => {
+                let retry_after = e.retry_after();
+                let mut error = ApiError::new(ErrorKind::RateLimited, e.to_string());
+                if let Some(wait) = retry_after {
+                    error = error.with(
+                        "retry_after_ms",
+                        u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    );
+                }
+                error.retry_after = retry_after;
+                error
             }
             other => ApiError::new(other.kind(), other.to_string()),
         }

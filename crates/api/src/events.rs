@@ -110,7 +110,19 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
     if let Some(size) = declared.filter(|&size| size > max) {
         return Err(too_large(size));
     }
-    axum::body::to_bytes(body, max).await.map_err(|e| {
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, max)).await;
+    let Ok(read) = read else {
+        // A client trickling its body ties up a connection and a buffer: give up on it.
+        return Err(ApiError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .with_status(StatusCode::REQUEST_TIMEOUT));
+    };
+    read.map_err(|e| {
         // The only error a size-limited read of a live request gives is the limit.
         tracing::debug!(error = %e, "request body read failed");
         ApiError::new(
@@ -120,6 +132,9 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes,
         .with("limit", max)
     })
 }
+
+/// How long a request body may take to arrive in full.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) async fn ingest(
     State(state): State<AppState>,

@@ -7,12 +7,15 @@
 //! | `GET /api/v1/events/{id}` | reader+ key | one event |
 //! | `GET /api/v1/events/{id}/payload` | reader+ key | an event's binary payload |
 //! | `GET /api/v1/series` | reader+ key | aggregations per time bucket, grouped |
+//! | `GET /api/v1/geo` | reader+ key | events counted per latitude/longitude cell (heat maps) |
+//! | `GET /api/v1/whoami` | reader+ key | the key's tenant, role and id |
 //! | `POST /api/v1/devices`, `DELETE /api/v1/devices/{name}` | admin key | register / remove a device |
 //! | `POST /api/v1/keys`, `DELETE /api/v1/keys/{id}` | admin key | create / revoke API keys |
 //! | `POST /api/v1/tenants` | system key | create a tenant with its first admin key |
 //! | `GET /api/v1/tenants`, `PATCH /api/v1/tenants/{name}` | admin key (own tenant), system key (all) | list tenants, set retention |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | anyone | liveness, readiness, Prometheus |
 //! | `GET /api/v1/openapi.json` | anyone | this API as OpenAPI 3.1 |
+//! | `GET /`, `/discover`, `/series`, `/dashboards/…`, `/devices/…`, `/assets/…` | anyone (the UI signs in with an API key) | the web UI, embedded ([`ui`](crate::ui)) |
 //!
 //! Handlers only translate HTTP: ingest rules live in `ingot-ingest`, credentials in
 //! `ingot-auth`, storage behind `ingot-store`'s traits. Every error is JSON,
@@ -40,12 +43,21 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 mod admin;
+pub mod dashboards;
 mod error;
 mod events;
+mod geo;
 mod ops;
+mod roles;
 mod series;
+pub mod server;
+mod ui;
+mod whoami;
+
+pub use server::ServeOptions;
 
 pub use error::ApiError;
+pub use roles::{Routes, router_for};
 
 /// What the API needs from the rest of the server.
 #[derive(Debug, Clone)]
@@ -118,7 +130,7 @@ impl HttpMetrics {
 pub fn router(deps: ApiDeps) -> Router {
     let state: AppState = Arc::new(deps);
     Router::new()
-        .route("/", get(ops::index))
+        .route("/", get(ui::index))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -127,16 +139,40 @@ pub fn router(deps: ApiDeps) -> Router {
         .route("/api/v1/events/{id}", get(events::get_one))
         .route("/api/v1/events/{id}/payload", get(events::payload))
         .route("/api/v1/series", get(series::series))
-        .route("/api/v1/devices", post(admin::create_device))
-        .route("/api/v1/devices/{name}", delete(admin::delete_device))
-        .route("/api/v1/keys", post(admin::create_key))
+        .route("/api/v1/geo", get(geo::geo))
+        .route("/api/v1/whoami", get(whoami::whoami))
+        .route(
+            "/api/v1/devices",
+            post(admin::create_device).get(admin::list_devices),
+        )
+        .route(
+            "/api/v1/devices/{name}",
+            get(admin::get_device)
+                .patch(admin::update_device)
+                .delete(admin::delete_device),
+        )
+        .route("/api/v1/devices/{name}/rotate", post(admin::rotate_device))
+        .route(
+            "/api/v1/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
         .route("/api/v1/keys/{id}", delete(admin::revoke_key))
         .route(
             "/api/v1/tenants",
             post(admin::create_tenant).get(admin::list_tenants),
         )
-        .route("/api/v1/tenants/{name}", patch(admin::update_tenant))
-        .fallback(ops::not_found)
+        .route(
+            "/api/v1/tenants/{name}",
+            patch(admin::update_tenant).delete(admin::delete_tenant),
+        )
+        .route("/api/v1/dashboards", get(dashboards::list))
+        .route(
+            "/api/v1/dashboards/{id}",
+            get(dashboards::get)
+                .put(dashboards::put)
+                .delete(dashboards::delete),
+        )
+        .fallback(ui::fallback)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -165,21 +201,14 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish (idle keep-alive connections are closed).
+/// Serves `router` on `listener` as plain HTTP with the default timeouts until `shutdown`
+/// resolves, then lets in-flight requests finish (see [`server`] for TLS and timeouts).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
-        // Small responses must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router, ServeOptions::default(), shutdown).await
 }
 
 /// Marks the server ready or not for `/readyz`.

@@ -1,11 +1,11 @@
-//! Liveness, readiness, metrics, the OpenAPI document and the landing page.
+//! Liveness, readiness, metrics, the OpenAPI document and the JSON 404.
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use ingot_core::ErrorKind;
 use serde_json::json;
 
@@ -54,27 +54,6 @@ pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
         format!("no route for {method} {}", uri.path()),
     )
 }
-
-pub(crate) async fn index() -> Html<&'static str> {
-    Html(INDEX)
-}
-
-const INDEX: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Ingot</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1d2330}
-code,pre{background:#f2f4f7;border-radius:4px;padding:.1rem .3rem}pre{padding:.8rem;overflow:auto}</style></head>
-<body><h1>Ingot</h1>
-<p>The server is running. Send an event with a device token (<code>ingot device add probe-7</code> prints one):</p>
-<pre>curl -X POST http://HOST:8080/api/v1/events \
-  -H 'Authorization: Bearer &lt;device token&gt;' -H 'Content-Type: application/json' \
-  -d '{"sensor": "probe1", "kind": "temperature", "value": 15.0}'</pre>
-<p>Read events back with an API key (the admin key is in <code>ingot-data/admin.key</code>):</p>
-<pre>curl -H "Authorization: Bearer $(cat ingot-data/admin.key)" http://HOST:8080/api/v1/events</pre>
-<ul><li><a href="/api/v1/openapi.json">API reference (OpenAPI)</a></li>
-<li><a href="/metrics">Prometheus metrics</a></li>
-<li><a href="/readyz">Readiness</a></li></ul>
-</body></html>
-"#;
 
 #[cfg(test)]
 mod tests {

@@ -50,7 +50,12 @@ fn parse(params: &[(String, String)]) -> Result<Request, ApiError> {
     };
     for (key, value) in params {
         match key.as_str() {
-            "q" => r.filters.push((value.clone(), parse_filter(key, value)?)),
+            "q" => {
+                // With `q` repeated, `index` says which one is wrong (0-based).
+                let filter =
+                    parse_filter(key, value).map_err(|e| e.with("index", r.filters.len()))?;
+                r.filters.push((value.clone(), filter));
+            }
             "field" => r.field = Field::parse(value).map_err(|e| ApiError::param(key, e))?,
             "agg" => {
                 r.agg = Agg::parse(value).ok_or_else(|| {

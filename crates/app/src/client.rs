@@ -104,13 +104,29 @@ impl ClientArgs {
     }
 }
 
-/// `ingot device add NAME`.
-pub async fn device_add(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
+/// Parses `--label key=value`.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// `ingot device add NAME [--label k=v]...`.
+pub async fn device_add(
+    args: &ClientArgs,
+    name: &str,
+    labels: &[(String, String)],
+) -> anyhow::Result<()> {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     let value = args
         .call(
             reqwest::Method::POST,
             "/api/v1/devices",
-            Some(json!({ "name": name })),
+            Some(json!({ "name": name, "labels": labels })),
         )
         .await?;
     args.print(
@@ -135,18 +151,23 @@ pub async fn device_rm(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ingot key add --role ROLE`.
-pub async fn key_add(args: &ClientArgs, role: &str) -> anyhow::Result<()> {
+/// `ingot key add --role ROLE [--expires WHEN]`.
+pub async fn key_add(args: &ClientArgs, role: &str, expires: Option<&str>) -> anyhow::Result<()> {
     let value = args
         .call(
             reqwest::Method::POST,
             "/api/v1/keys",
-            Some(json!({ "role": role })),
+            Some(json!({ "role": role, "expires": expires })),
         )
         .await?;
     args.print(
         &value,
-        &[("id", "id"), ("role", "role"), ("key", "key")],
+        &[
+            ("id", "id"),
+            ("role", "role"),
+            ("expires", "expires"),
+            ("key", "key"),
+        ],
         Some("The key is shown only now."),
     );
     Ok(())
@@ -487,6 +508,218 @@ pub async fn query_series(args: &ClientArgs, s: &SeriesArgs) -> anyhow::Result<(
     print_rows(s.format, &header, &rows);
     if s.format == Format::Table {
         println!("\ninterval {}", cell(&answer["interval"]));
+    }
+    Ok(())
+}
+
+/// `ingot device list`.
+pub async fn device_list(args: &ClientArgs) -> anyhow::Result<()> {
+    let answer = args.get("/api/v1/devices", &[]).await?;
+    if args.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let header: Vec<String> = ["device", "enabled", "last seen", "events/min", "labels"]
+        .map(String::from)
+        .into();
+    let rows: Vec<Vec<String>> = answer["devices"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            let labels = d["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", cell(v)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            vec![
+                cell(&d["device"]),
+                cell(&d["enabled"]),
+                cell(&d["last_seen"]),
+                cell(&d["events_per_minute"]),
+                labels,
+            ]
+        })
+        .collect();
+    print_table(&header, &rows);
+    Ok(())
+}
+
+/// `ingot device show NAME`.
+pub async fn device_show(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
+    let answer = args
+        .get(&format!("/api/v1/devices/{}", url_encode(name)), &[])
+        .await?;
+    if args.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    if let Some(fields) = answer.as_object() {
+        for (key, value) in fields {
+            println!("{key:<28} {}", cell(value));
+        }
+    }
+    Ok(())
+}
+
+/// `ingot device disable|enable NAME`.
+pub async fn device_set_enabled(
+    args: &ClientArgs,
+    name: &str,
+    enabled: bool,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/devices/{}", url_encode(name));
+    let answer = args
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "enabled": enabled })),
+        )
+        .await?;
+    if args.json {
+        println!("{answer}");
+    } else if enabled {
+        println!("device {name} enabled");
+    } else {
+        println!("device {name} disabled: its token is refused until it is enabled again");
+    }
+    Ok(())
+}
+
+/// `ingot device rotate NAME [--grace 1h]`.
+pub async fn device_rotate(args: &ClientArgs, name: &str, grace: &str) -> anyhow::Result<()> {
+    let path = format!("/api/v1/devices/{}/rotate", url_encode(name));
+    let answer = args
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "grace": grace })),
+        )
+        .await?;
+    args.print(
+        &answer,
+        &[
+            ("device", "device"),
+            ("token", "token"),
+            ("old until", "previous_token_valid_until"),
+        ],
+        Some("The new token is shown only now. The old one keeps working until the time above."),
+    );
+    Ok(())
+}
+
+/// `ingot key list`.
+pub async fn key_list(args: &ClientArgs) -> anyhow::Result<()> {
+    let answer = args.get("/api/v1/keys", &[]).await?;
+    if args.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let header: Vec<String> = ["id", "role", "created", "expires"]
+        .map(String::from)
+        .into();
+    let rows: Vec<Vec<String>> = answer["keys"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|k| {
+            let mut expires = cell(&k["expires"]);
+            if k["expired"] == Value::Bool(true) {
+                expires.push_str(" (expired)");
+            }
+            vec![
+                cell(&k["id"]),
+                cell(&k["role"]),
+                cell(&k["created"]),
+                expires,
+            ]
+        })
+        .collect();
+    print_table(&header, &rows);
+    Ok(())
+}
+
+/// `ingot tenant list`.
+pub async fn tenant_list(args: &ClientArgs) -> anyhow::Result<()> {
+    let answer = args.get("/api/v1/tenants", &[]).await?;
+    if args.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let header: Vec<String> = ["tenant", "created", "retention", "status"]
+        .map(String::from)
+        .into();
+    let rows: Vec<Vec<String>> = answer["tenants"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            let status = if t["deleting"] == Value::Bool(true) {
+                "deleting"
+            } else if t["disabled"] == Value::Bool(true) {
+                "disabled"
+            } else {
+                "active"
+            };
+            let retention = t["retention"].as_str().unwrap_or("default").to_owned();
+            vec![
+                cell(&t["name"]),
+                cell(&t["created"]),
+                retention,
+                status.to_owned(),
+            ]
+        })
+        .collect();
+    print_table(&header, &rows);
+    Ok(())
+}
+
+/// `ingot tenant disable|enable NAME`.
+pub async fn tenant_set_disabled(
+    args: &ClientArgs,
+    name: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/tenants/{}", url_encode(name));
+    let answer = args
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "disabled": disabled })),
+        )
+        .await?;
+    if args.json {
+        println!("{answer}");
+    } else {
+        println!(
+            "tenant {name} {}",
+            if disabled {
+                "disabled: its credentials are refused"
+            } else {
+                "enabled"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `ingot tenant rm NAME`.
+pub async fn tenant_rm(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
+    let path = format!("/api/v1/tenants/{}", url_encode(name));
+    let answer = args.call(reqwest::Method::DELETE, &path, None).await?;
+    if args.json {
+        println!("{answer}");
+    } else {
+        println!(
+            "tenant {name} is refused from now on; its data is being deleted in the background"
+        );
     }
     Ok(())
 }

@@ -2,9 +2,19 @@
 //! TOML file, in that order of precedence, over built-in defaults.
 //!
 //! Every flag `--foo-bar` is also the variable `INGOT_FOO_BAR` and the top-level TOML key
-//! `foo_bar`; tuning without a flag lives in the TOML sections `[log]`, `[store]` and
-//! `[limits]`. `config/ingot.example.toml` lists every key with its default. All problems
+//! `foo_bar`; tuning without a flag lives in the TOML sections `[log]`, `[store]`,
+//! `[limits]`, `[nats]` and `[postgres]`. One exception: `--log` and `--store` (`INGOT_LOG`,
+//! `INGOT_STORE`) are `log_url` and `store_url` in the file, because `[log]` and `[store]`
+//! are sections. `config/ingot.example.toml` lists every key with its default. All problems
 //! are reported together, each with the key it concerns.
+//!
+//! # Modes
+//!
+//! With no `log_url` and no `store_url`, one process keeps the log and a SQLite store in
+//! the data directory (embedded). With `log_url = "nats://..."` and
+//! `store_url = "postgres://..."`, replicas share NATS JetStream and PostgreSQL, and
+//! `roles` chooses what each one does (`docs/scale-out.md`): a replica without every role
+//! needs both, since what it leaves to other replicas must reach them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +25,8 @@ use ingot_adapter_coap::CoapConfig;
 use ingot_adapter_mqtt::MqttConfig;
 use ingot_core::Limits;
 use ingot_log::SyncPolicy;
+use ingot_log_nats::{NatsLogConfig, NatsUrl};
+use ingot_store_postgres::PostgresOptions;
 use serde::Deserialize;
 
 /// How diagnostics are printed.
@@ -77,6 +89,46 @@ pub struct ServeArgs {
     /// [default: info].
     #[arg(long, env = "INGOT_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// The durable log shared by replicas: NATS JetStream at
+    /// `nats://[user:password@]host:4222[,host:4222...]` (or `tls://`); tuning under `[nats]`
+    /// [default: the embedded log in the data directory]. TOML key: `log_url`.
+    #[arg(long = "log", env = "INGOT_LOG", value_name = "URL")]
+    pub log_url: Option<String>,
+
+    /// The event store shared by replicas: PostgreSQL at
+    /// `postgres://user:password@host:5432/dbname`; tuning under `[postgres]`
+    /// [default: SQLite in the data directory]. TOML key: `store_url`.
+    #[arg(long = "store", env = "INGOT_STORE", value_name = "URL")]
+    pub store_url: Option<String>,
+
+    /// What this replica does, comma-separated: `ingest` (HTTP, CoAP and MQTT ingest),
+    /// `store-writer` (log to store, retention), `query` (query and admin API, UI); or
+    /// `all`. Health, readiness and metrics are always served [default: all].
+    #[arg(long, env = "INGOT_ROLES", value_name = "ROLES")]
+    pub roles: Option<String>,
+
+    /// PEM certificate chain: the HTTP listener serves HTTPS, and MQTT also listens with
+    /// TLS (`[mqtt] tls_addr`, 8883) unless `[mqtt]` names its own files. Needs `--tls-key`;
+    /// `ingot cert self-signed` writes a development pair.
+    #[arg(long, env = "INGOT_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "INGOT_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Keep the plain (unencrypted) MQTT listener open next to the TLS one; `false` needs
+    /// TLS and leaves only TLS listeners for HTTP and MQTT [default: true].
+    #[arg(long = "plain", env = "INGOT_PLAIN", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub plain_listeners: Option<bool>,
+
+    /// Run a small simulated fleet in-process (weather stations and vehicles over HTTP
+    /// ingest into tenant `default`) so the dashboard is alive at first start.
+    #[arg(long, env = "INGOT_DEMO", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub demo: Option<bool>,
 }
 
 /// The TOML file, as written.
@@ -92,6 +144,13 @@ struct FileConfig {
     shutdown_grace: Option<String>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
+    log_url: Option<String>,
+    store_url: Option<String>,
+    roles: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    plain_listeners: Option<bool>,
+    demo: Option<bool>,
     #[serde(default)]
     log: LogSection,
     #[serde(default)]
@@ -102,6 +161,10 @@ struct FileConfig {
     coap: CoapConfig,
     #[serde(default)]
     mqtt: MqttConfig,
+    #[serde(default)]
+    nats: NatsSection,
+    #[serde(default)]
+    postgres: PostgresSection,
 }
 
 /// `[log]`: the embedded durable log.
@@ -146,11 +209,206 @@ pub struct StoreSection {
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
-            writer_batch: 10_000,
+            writer_batch: 50_000,
             retention: String::new(),
             retention_check: "10m".into(),
         }
     }
+}
+
+/// `[nats]`: the NATS JetStream log (with `log_url = "nats://..."`). Partitions and
+/// retention come from `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// Replicas of each partition's stream: 1 on a single server, 3 in a cluster.
+    pub replicas: usize,
+    /// Streams are `<stream_prefix>_<topic>_<partition>`.
+    pub stream_prefix: String,
+    /// Subjects are `<subject_prefix>.<topic>.<partition>`.
+    pub subject_prefix: String,
+    /// How long JetStream remembers message ids to drop retried publishes.
+    pub duplicate_window: String,
+    /// A message handed to a store writer that dies is redelivered after this.
+    pub ack_wait: String,
+    /// Messages per partition handed out and not yet acknowledged, over all writers.
+    pub max_ack_pending: i64,
+    /// An ingest fails (503) if JetStream has not acknowledged within this.
+    pub publish_timeout: String,
+    /// JetStream API requests time out after this.
+    pub request_timeout: String,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        let d = NatsLogConfig::default();
+        NatsSection {
+            replicas: d.replicas,
+            stream_prefix: d.stream_prefix,
+            subject_prefix: d.subject_prefix,
+            duplicate_window: "30s".into(),
+            ack_wait: "30s".into(),
+            max_ack_pending: d.max_ack_pending,
+            publish_timeout: "15s".into(),
+            request_timeout: "5s".into(),
+        }
+    }
+}
+
+/// `[postgres]`: the PostgreSQL store (with `store_url = "postgres://..."`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSection {
+    /// Keep the tables in this schema instead of `public` ("" for `public`).
+    pub schema: String,
+    /// Connections this replica opens at most.
+    pub pool_size: usize,
+    /// How long opening one connection may take.
+    pub connect_timeout: String,
+    /// Make `events` a TimescaleDB hypertable when the extension is available.
+    pub timescale: bool,
+}
+
+impl Default for PostgresSection {
+    fn default() -> Self {
+        let d = PostgresOptions::default();
+        PostgresSection {
+            schema: String::new(),
+            pool_size: d.pool_size,
+            connect_timeout: "10s".into(),
+            timescale: d.timescale,
+        }
+    }
+}
+
+/// What a replica does (`--roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// HTTP, CoAP and MQTT ingest into the log.
+    pub ingest: bool,
+    /// The store writer (log to store) and store retention.
+    pub store_writer: bool,
+    /// The query and admin API and the UI.
+    pub query: bool,
+}
+
+impl Roles {
+    /// Everything: one server on its own.
+    pub const ALL: Roles = Roles {
+        ingest: true,
+        store_writer: true,
+        query: true,
+    };
+
+    /// Parses `all` or a comma-separated list of `ingest`, `store-writer`, `query`.
+    pub fn parse(text: &str) -> Result<Roles, String> {
+        let mut roles = Roles {
+            ingest: false,
+            store_writer: false,
+            query: false,
+        };
+        for name in text.split(',').map(str::trim) {
+            match name {
+                "all" => roles = Roles::ALL,
+                "ingest" => roles.ingest = true,
+                "store-writer" => roles.store_writer = true,
+                "query" => roles.query = true,
+                "" => return Err(format!("`{text}` has an empty role")),
+                other => {
+                    return Err(format!(
+                        "`{other}` is not a role (ingest, store-writer, query, all)"
+                    ));
+                }
+            }
+        }
+        Ok(roles)
+    }
+
+    /// The roles as `--roles` takes them (`all` when every one).
+    pub fn names(&self) -> String {
+        if *self == Roles::ALL {
+            return "all".into();
+        }
+        [
+            (self.ingest, "ingest"),
+            (self.store_writer, "store-writer"),
+            (self.query, "query"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+}
+
+/// Where the log is.
+#[derive(Clone, PartialEq)]
+pub enum LogBackend {
+    /// Segment files in `<data_dir>/log`.
+    Embedded,
+    /// NATS JetStream.
+    Nats(Box<NatsLogConfig>),
+}
+
+impl std::fmt::Debug for LogBackend {
+    // The URL may hold credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogBackend::Embedded => f.write_str("Embedded"),
+            LogBackend::Nats(c) => write!(
+                f,
+                "Nats({}, partitions {}, replicas {})",
+                NatsUrl::parse(&c.url).map_or_else(|_| "?".into(), |u| u.redacted()),
+                c.partitions,
+                c.replicas
+            ),
+        }
+    }
+}
+
+/// Where the store is.
+#[derive(Clone, PartialEq)]
+pub enum StoreBackend {
+    /// SQLite in `<data_dir>/store.db`.
+    Embedded,
+    /// PostgreSQL.
+    Postgres {
+        /// `postgres://user:password@host:port/dbname`.
+        url: String,
+        /// Pool and schema.
+        options: PostgresOptions,
+    },
+}
+
+impl std::fmt::Debug for StoreBackend {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreBackend::Embedded => f.write_str("Embedded"),
+            StoreBackend::Postgres { url, options } => {
+                write!(f, "Postgres({}, {options:?})", redact_url(url))
+            }
+        }
+    }
+}
+
+/// `url` without its password (`scheme://user:***@host...`), for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".into();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.rsplit_once('@') {
+        Some((info, host)) => match info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    // Query parameters may hold a password too (`?password=`).
+    let path = path.split('?').next().unwrap_or_default();
+    format!("{scheme}://{host}{path}")
 }
 
 /// The resolved configuration of `ingot serve`.
@@ -190,6 +448,18 @@ pub struct ServeConfig {
     pub coap: CoapConfig,
     /// The MQTT broker's tuning and TLS (`[mqtt]`).
     pub mqtt: MqttConfig,
+    /// Where the log is (`log_url`, `[nats]`).
+    pub log_backend: LogBackend,
+    /// Where the store is (`store_url`, `[postgres]`).
+    pub store_backend: StoreBackend,
+    /// What this replica does.
+    pub roles: Roles,
+    /// HTTPS instead of HTTP: certificate chain and private key (PEM).
+    pub http_tls: Option<(PathBuf, PathBuf)>,
+    /// Whether the plain MQTT listener is open (false only with TLS).
+    pub plain_listeners: bool,
+    /// Run the in-process demo fleet.
+    pub demo: bool,
 }
 
 /// Every problem found in the configuration, each naming its key.
@@ -343,9 +613,9 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
             file.log.segment_bytes
         ));
     }
-    if !(1..=100_000).contains(&file.store.writer_batch) {
+    if !(1..=1_000_000).contains(&file.store.writer_batch) {
         errors.push(format!(
-            "store.writer_batch: {} is not between 1 and 100000",
+            "store.writer_batch: {} is not between 1 and 1000000",
             file.store.writer_batch
         ));
     }
@@ -368,6 +638,98 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
     }
     if let Err(mqtt) = file.mqtt.validate() {
         errors.extend(mqtt);
+    }
+    let roles_text = args
+        .roles
+        .clone()
+        .or(file.roles)
+        .unwrap_or_else(|| "all".into());
+    let roles = Roles::parse(&roles_text).unwrap_or_else(|e| {
+        errors.push(format!("roles: {e}"));
+        Roles::ALL
+    });
+    let log_url = args
+        .log_url
+        .clone()
+        .or(file.log_url)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let log_backend = if log_url.is_empty() {
+        LogBackend::Embedded
+    } else {
+        match nats_config(&log_url, &file.nats, &file.log, retention_age) {
+            Ok(config) => LogBackend::Nats(Box::new(config)),
+            Err(problems) => {
+                errors.extend(problems);
+                LogBackend::Embedded
+            }
+        }
+    };
+    let store_url = args
+        .store_url
+        .clone()
+        .or(file.store_url)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let store_backend = if store_url.is_empty() {
+        StoreBackend::Embedded
+    } else {
+        match postgres_options(&store_url, &file.postgres) {
+            Ok(options) => StoreBackend::Postgres {
+                url: store_url.clone(),
+                options,
+            },
+            Err(problems) => {
+                errors.extend(problems);
+                StoreBackend::Embedded
+            }
+        }
+    };
+    if roles != Roles::ALL {
+        let roles = roles.names();
+        if log_url.is_empty() && roles != "query" {
+            errors.push(format!(
+                "roles: `{roles}` needs a log the other replicas share: set log_url (--log nats://...)"
+            ));
+        }
+        if store_url.is_empty() {
+            errors.push(format!(
+                "roles: `{roles}` needs a store the other replicas share: set store_url (--store postgres://...)"
+            ));
+        }
+    }
+    let tls_cert = args.tls_cert.clone().or(file.tls_cert);
+    let tls_key = args.tls_key.clone().or(file.tls_key);
+    let http_tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            errors.push("tls_key: needed with tls_cert".into());
+            None
+        }
+        (None, Some(_)) => {
+            errors.push("tls_cert: needed with tls_key".into());
+            None
+        }
+    };
+    let mut mqtt = file.mqtt;
+    if let Some((cert, key)) = &http_tls
+        && !mqtt.tls_enabled()
+    {
+        mqtt.tls_cert = Some(cert.clone());
+        mqtt.tls_key = Some(key.clone());
+    }
+    let plain_listeners = args
+        .plain_listeners
+        .or(file.plain_listeners)
+        .unwrap_or(true);
+    if !plain_listeners && (http_tls.is_none() || !mqtt.tls_enabled()) {
+        errors.push(
+            "plain_listeners: false needs TLS: set tls_cert and tls_key (--tls-cert, --tls-key)"
+                .into(),
+        );
     }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -399,8 +761,102 @@ fn resolve(args: &ServeArgs, file: FileConfig) -> Result<ServeConfig, ConfigErro
         store: file.store,
         limits: file.limits,
         coap: file.coap,
-        mqtt: file.mqtt,
+        mqtt,
+        log_backend,
+        store_backend,
+        roles,
+        http_tls,
+        plain_listeners,
+        demo: args.demo.or(file.demo).unwrap_or(false),
     })
+}
+
+/// The NATS log's configuration from `log_url`, `[nats]` and `[log]`; every problem with
+/// its key.
+fn nats_config(
+    url: &str,
+    nats: &NatsSection,
+    log: &LogSection,
+    retention_age: Option<Duration>,
+) -> Result<NatsLogConfig, Vec<String>> {
+    let mut problems = Vec::new();
+    if let Err(e) = NatsUrl::parse(url) {
+        problems.push(format!("log_url: {e}"));
+    }
+    let mut duration = |key: &str, text: &str| match parse_duration(text) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("nats.{key}: {e}"));
+            Duration::ZERO
+        }
+    };
+    let config = NatsLogConfig {
+        url: url.to_owned(),
+        partitions: log.partitions,
+        replicas: nats.replicas,
+        stream_prefix: nats.stream_prefix.clone(),
+        subject_prefix: nats.subject_prefix.clone(),
+        max_age: retention_age,
+        max_bytes_per_partition: (log.retention_bytes > 0).then_some(log.retention_bytes),
+        duplicate_window: duration("duplicate_window", &nats.duplicate_window),
+        ack_wait: duration("ack_wait", &nats.ack_wait),
+        max_ack_pending: nats.max_ack_pending,
+        publish_timeout: duration("publish_timeout", &nats.publish_timeout),
+        request_timeout: duration("request_timeout", &nats.request_timeout),
+        connection_name: format!("ingot {}", env!("CARGO_PKG_VERSION")),
+    };
+    if problems.is_empty()
+        && let Err(e) = config.validate()
+    {
+        // The URL was checked above; these are the `[nats]` values.
+        problems.push(format!(
+            "nats: {}",
+            e.to_string().trim_start_matches("invalid log request: ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The PostgreSQL store's options from `store_url` and `[postgres]`.
+fn postgres_options(url: &str, pg: &PostgresSection) -> Result<PostgresOptions, Vec<String>> {
+    let mut problems = Vec::new();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        problems.push(format!(
+            "store_url: `{}` is not a postgres:// URL",
+            redact_url(url)
+        ));
+    }
+    if !(1..=1000).contains(&pg.pool_size) {
+        problems.push(format!(
+            "postgres.pool_size: {} is not between 1 and 1000",
+            pg.pool_size
+        ));
+    }
+    let connect_timeout = match parse_duration(&pg.connect_timeout) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            problems.push("postgres.connect_timeout: must be more than 0".into());
+            Duration::ZERO
+        }
+        Err(e) => {
+            problems.push(format!("postgres.connect_timeout: {e}"));
+            Duration::ZERO
+        }
+    };
+    if problems.is_empty() {
+        Ok(PostgresOptions {
+            pool_size: pg.pool_size,
+            schema: (!pg.schema.trim().is_empty()).then(|| pg.schema.trim().to_owned()),
+            connect_timeout,
+            timescale: pg.timescale,
+        })
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -469,5 +925,120 @@ mod tests {
             unknown[0].contains("unknown field `htp_addr`"),
             "{unknown:?}"
         );
+    }
+
+    #[test]
+    fn scale_out_backends_and_roles() {
+        let defaults = ServeConfig::from_toml("").unwrap();
+        assert_eq!(defaults.roles, Roles::ALL);
+        assert_eq!(defaults.log_backend, LogBackend::Embedded);
+        assert_eq!(defaults.store_backend, StoreBackend::Embedded);
+
+        let text = "log_url = \"nats://ingot:secret@n1:4222,n2:4222\"\n\
+                    store_url = \"postgres://ingot:secret@pg:5432/ingot\"\n\
+                    roles = \"ingest, query\"\n\
+                    [log]\npartitions = 8\nretention_age = \"2d\"\n\
+                    [nats]\nreplicas = 3\nack_wait = \"10s\"\n\
+                    [postgres]\nschema = \"ingot_a\"\npool_size = 4\n";
+        let config = ServeConfig::from_toml(text).unwrap();
+        assert_eq!(
+            config.roles,
+            Roles {
+                ingest: true,
+                store_writer: false,
+                query: true
+            }
+        );
+        assert_eq!(config.roles.names(), "ingest,query");
+        let LogBackend::Nats(nats) = &config.log_backend else {
+            panic!("{:?}", config.log_backend)
+        };
+        assert_eq!(nats.partitions, 8, "partitions come from [log]");
+        assert_eq!(nats.replicas, 3);
+        assert_eq!(nats.ack_wait, Duration::from_secs(10));
+        assert_eq!(nats.max_age, Some(Duration::from_secs(2 * 86_400)));
+        let StoreBackend::Postgres { options, .. } = &config.store_backend else {
+            panic!("{:?}", config.store_backend)
+        };
+        assert_eq!(options.schema.as_deref(), Some("ingot_a"));
+        assert_eq!(options.pool_size, 4);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+
+        // Flags (and so INGOT_LOG, INGOT_STORE, INGOT_ROLES) win over the file.
+        let args = ServeArgs {
+            roles: Some("store-writer".into()),
+            log_url: Some("nats://other:4222".into()),
+            ..ServeArgs::default()
+        };
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let config = resolve(&args, file).unwrap();
+        assert_eq!(config.roles.names(), "store-writer");
+        assert!(matches!(&config.log_backend, LogBackend::Nats(n) if n.url == "nats://other:4222"));
+    }
+
+    #[test]
+    fn roles_need_shared_backends_and_bad_values_are_named() {
+        let errors = ServeConfig::from_toml("roles = \"ingest\"\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("roles:") && e.contains("log_url")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("roles:") && e.contains("store_url")),
+            "{errors:?}"
+        );
+        // A query replica needs only the store.
+        let errors = ServeConfig::from_toml("roles = \"query\"\n").unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            ServeConfig::from_toml("roles = \"query\"\nstore_url = \"postgres://u:p@h/db\"\n")
+                .is_ok()
+        );
+
+        let text = "roles = \"ingest,reader\"\nlog_url = \"http://n1:4222\"\n\
+                    store_url = \"mysql://u:hunter2@h/db\"\n\
+                    [nats]\nreplicas = 7\nduplicate_window = \"forever\"\n\
+                    [postgres]\npool_size = 0\n";
+        let errors = ServeConfig::from_toml(text).unwrap_err().0;
+        for key in [
+            "roles:",
+            "log_url:",
+            "nats.duplicate_window:",
+            "store_url:",
+            "postgres.pool_size:",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(key)),
+                "{key} missing from {errors:?}"
+            );
+        }
+        assert!(!errors.join(" ").contains("hunter2"), "{errors:?}");
+        let errors = ServeConfig::from_toml("log_url = \"nats://n1:4222\"\n[nats]\nreplicas = 7\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("nats:") && e.contains("replicas")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:p@h:5432/db?sslmode=disable&password=x"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact_url("nats://tok@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact_url("host=h password=x"), "<not a URL>");
     }
 }

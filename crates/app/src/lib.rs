@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod cert;
 pub mod client;
 pub mod config;
 pub mod serve;
@@ -58,6 +59,13 @@ enum Command {
     },
     /// Print the example configuration file (every key with its default).
     GenerateConfig,
+    /// TLS certificates for the HTTP and MQTT listeners.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// Simulate devices and generate load (CoAP, MQTT or HTTP), reporting rate and latency.
+    Sim(Box<ingot_sim::cli::SimArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,11 +74,54 @@ enum DeviceCommand {
     Add {
         /// Device name: letters, digits and . _ : ~ @ -
         name: String,
+        /// A label `key=value` (repeatable), e.g. `--label city=seville`.
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = client::parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// List the tenant's devices with status, last seen and event rate.
+    List,
+    /// Show one device.
+    Show {
+        /// Device name.
+        name: String,
+    },
+    /// Refuse a device's token until it is enabled again (its data is kept).
+    Disable {
+        /// Device name.
+        name: String,
+    },
+    /// Accept a disabled device's token again.
+    Enable {
+        /// Device name.
+        name: String,
+    },
+    /// Issue a new token; the old one stays valid for the grace period.
+    Rotate {
+        /// Device name.
+        name: String,
+        /// How long the old token keeps working, e.g. `1h`, `0s` for none.
+        #[arg(long, default_value = "1h")]
+        grace: String,
     },
     /// Remove a device; its token stops working at once.
     Rm {
         /// Device name.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// Write a self-signed development certificate and key (`cert.pem`, `key.pem`), for
+    /// `ingot serve --tls-cert DIR/cert.pem --tls-key DIR/key.pem`.
+    SelfSigned {
+        /// Directory to write into (created if missing; files are never overwritten).
+        #[arg(long, default_value = "ingot-tls", value_name = "DIR")]
+        out: std::path::PathBuf,
+        /// A DNS name or IP address the certificate is valid for (repeatable)
+        /// [default: localhost, 127.0.0.1, ::1].
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
     },
 }
 
@@ -81,7 +132,12 @@ enum KeyCommand {
         /// reader (query), writer (ingest for any device, query) or admin.
         #[arg(long, default_value = "reader")]
         role: String,
+        /// When the key stops working: a duration from now (`90d`) or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
     },
+    /// List the tenant's API keys (ids and roles; secrets are never shown again).
+    List,
     /// Revoke an API key by id.
     Rm {
         /// The key's id (not the key itself).
@@ -103,6 +159,23 @@ enum TenantCommand {
         /// A duration such as `30d`, or `default` for the server's `[store] retention`.
         retention: String,
     },
+    /// List the tenants (system admin).
+    List,
+    /// Refuse every credential of a tenant until it is enabled again.
+    Disable {
+        /// Tenant name.
+        name: String,
+    },
+    /// Accept a disabled tenant's credentials again.
+    Enable {
+        /// Tenant name.
+        name: String,
+    },
+    /// Delete a tenant: refused at once, its data deleted in the background.
+    Rm {
+        /// Tenant name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,19 +191,65 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run_serve(&args),
+        Command::Sim(args) => ingot_sim::cli::main(*args),
+        Command::Cert {
+            command: CertCommand::SelfSigned { out, hosts },
+        } => {
+            let hosts = if hosts.is_empty() {
+                cert::DEFAULT_HOSTS.map(String::from).into()
+            } else {
+                hosts
+            };
+            match cert::self_signed(&out, &hosts) {
+                Ok((cert, key)) => {
+                    println!(
+                        "certificate: {}
+private key: {}",
+                        cert.display(),
+                        key.display()
+                    );
+                    println!(
+                        "valid for {}; clients trust it with e.g. `curl --cacert {}`",
+                        hosts.join(", "),
+                        cert.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::GenerateConfig => {
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS
         }
         Command::Device { command, client } => run_client(async move {
             match command {
-                DeviceCommand::Add { name } => client::device_add(&client, &name).await,
+                DeviceCommand::Add { name, labels } => {
+                    client::device_add(&client, &name, &labels).await
+                }
+                DeviceCommand::List => client::device_list(&client).await,
+                DeviceCommand::Show { name } => client::device_show(&client, &name).await,
+                DeviceCommand::Disable { name } => {
+                    client::device_set_enabled(&client, &name, false).await
+                }
+                DeviceCommand::Enable { name } => {
+                    client::device_set_enabled(&client, &name, true).await
+                }
+                DeviceCommand::Rotate { name, grace } => {
+                    client::device_rotate(&client, &name, &grace).await
+                }
                 DeviceCommand::Rm { name } => client::device_rm(&client, &name).await,
             }
         }),
         Command::Key { command, client } => run_client(async move {
             match command {
-                KeyCommand::Add { role } => client::key_add(&client, &role).await,
+                KeyCommand::Add { role, expires } => {
+                    client::key_add(&client, &role, expires.as_deref()).await
+                }
+                KeyCommand::List => client::key_list(&client).await,
                 KeyCommand::Rm { id } => client::key_rm(&client, &id).await,
             }
         }),
@@ -146,6 +265,14 @@ pub fn main() -> ExitCode {
                 TenantCommand::Retention { name, retention } => {
                     client::tenant_retention(&client, &name, &retention).await
                 }
+                TenantCommand::List => client::tenant_list(&client).await,
+                TenantCommand::Disable { name } => {
+                    client::tenant_set_disabled(&client, &name, true).await
+                }
+                TenantCommand::Enable { name } => {
+                    client::tenant_set_disabled(&client, &name, false).await
+                }
+                TenantCommand::Rm { name } => client::tenant_rm(&client, &name).await,
             }
         }),
     }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ingot_core::TenantId;
 use ingot_core::error::{ErrorExt, ErrorKind};
+use ingot_core::{TenantId, Timestamp};
 use ingot_store::{Registry, Role, SecretHash, StoreError};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
@@ -161,7 +161,10 @@ pub struct Authenticator {
     registry: Arc<dyn Registry>,
     default_tenant: TenantId,
     allow_anonymous: bool,
-    cache: Mutex<HashMap<SecretHash, (Identity, Instant)>>,
+    /// Resolved credentials and until when they may be trusted.
+    cache: Mutex<HashMap<SecretHash, (Cached, Instant)>>,
+    tenants: Mutex<HashMap<TenantId, (TenantState, Instant)>>,
+    seen: Mutex<HashMap<(TenantId, String), Timestamp>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -189,6 +192,8 @@ impl Authenticator {
             default_tenant,
             allow_anonymous,
             cache: Mutex::new(HashMap::new()),
+            tenants: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -198,63 +203,187 @@ impl Authenticator {
     }
 
     /// The identity behind `secret` (a device token or an API key), or anonymous when no
-    /// secret is given and the server allows it.
+    /// secret is given and the server allows it. Refuses disabled devices, and the
+    /// credentials of a disabled tenant or one being deleted.
     pub async fn authenticate(&self, secret: Option<&str>) -> Result<Identity, AuthError> {
-        let Some(secret) = secret else {
-            return if self.allow_anonymous {
-                Ok(Identity::Anonymous {
-                    tenant: self.default_tenant,
-                })
-            } else {
-                Err(AuthError::Missing)
-            };
+        let identity = match secret {
+            Some(secret) => self.resolve(secret).await?,
+            None if self.allow_anonymous => Identity::Anonymous {
+                tenant: self.default_tenant,
+            },
+            None => return Err(AuthError::Missing),
         };
-        let hash = hash_secret(secret);
-        if let Some((identity, at)) = self.cache.lock().get(&hash)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(identity.clone());
+        self.check_tenant(identity.tenant()).await?;
+        if let Identity::Device { tenant, device } = &identity {
+            self.seen
+                .lock()
+                .insert((*tenant, device.clone()), Timestamp::now());
         }
-        let identity = if secret.starts_with("idt_") {
-            self.registry
-                .device_by_token(&hash)
-                .await?
-                .map(|d| Identity::Device {
-                    tenant: d.tenant,
-                    device: d.name,
-                })
+        Ok(identity)
+    }
+
+    async fn resolve(&self, secret: &str) -> Result<Identity, AuthError> {
+        let hash = hash_secret(secret);
+        if let Some((cached, expires)) = self.cache.lock().get(&hash)
+            && Instant::now() < *expires
+        {
+            return cached.clone().into_result();
+        }
+        let now = Timestamp::now();
+        // How long the answer may be trusted: the cache's TTL, but never past a deadline the
+        // registry knows of (a rotation's grace, a key's expiry).
+        let deadline;
+        let cached = if secret.starts_with("idt_") {
+            match self.registry.device_by_token(&hash, now).await? {
+                Some(d) => {
+                    deadline = d.previous_token_until.filter(|&until| until > now);
+                    if d.enabled {
+                        Cached::Ok(Identity::Device {
+                            tenant: d.tenant,
+                            device: d.name,
+                        })
+                    } else {
+                        Cached::DisabledDevice(d.tenant, d.name)
+                    }
+                }
+                None => return Err(AuthError::Invalid),
+            }
         } else {
-            self.registry
-                .api_key_by_hash(&hash)
-                .await?
-                .map(|k| Identity::Key {
-                    tenant: k.tenant,
-                    role: k.role,
-                    key_id: k.id,
-                })
+            match self.registry.api_key_by_hash(&hash, now).await? {
+                Some(k) => {
+                    deadline = k.expires;
+                    Cached::Ok(Identity::Key {
+                        tenant: k.tenant,
+                        role: k.role,
+                        key_id: k.id,
+                    })
+                }
+                None => return Err(AuthError::Invalid),
+            }
         };
-        let identity = identity.ok_or(AuthError::Invalid)?;
+        let ttl = match deadline {
+            Some(at) => {
+                let left = u64::try_from(at.as_micros() - now.as_micros()).unwrap_or(0);
+                CACHE_TTL.min(Duration::from_micros(left))
+            }
+            None => CACHE_TTL,
+        };
         let mut cache = self.cache.lock();
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
-        cache.insert(hash, (identity.clone(), Instant::now()));
-        Ok(identity)
+        cache.insert(hash, (cached.clone(), Instant::now() + ttl));
+        cached.into_result()
     }
 
-    /// Forgets cached credentials of a device (after it is deleted or its token changes).
+    async fn check_tenant(&self, tenant: TenantId) -> Result<(), AuthError> {
+        let cached = self
+            .tenants
+            .lock()
+            .get(&tenant)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(s, _)| *s);
+        let state = match cached {
+            Some(state) => state,
+            None => {
+                let state = match self.registry.tenant(tenant).await? {
+                    None => TenantState::Gone,
+                    Some(t) if t.deleting => TenantState::Gone,
+                    Some(t) if t.disabled => TenantState::Disabled,
+                    Some(_) => TenantState::Active,
+                };
+                self.tenants.lock().insert(tenant, (state, Instant::now()));
+                state
+            }
+        };
+        match state {
+            TenantState::Active => Ok(()),
+            TenantState::Disabled => Err(AuthError::Forbidden("this tenant is disabled".into())),
+            TenantState::Gone => Err(AuthError::Invalid),
+        }
+    }
+
+    /// Forgets cached credentials of a device (after it is deleted, disabled, or its token
+    /// changes).
     pub fn forget_device(&self, tenant: TenantId, name: &str) {
-        self.cache.lock().retain(|_, (identity, _)| {
-            !matches!(identity, Identity::Device { tenant: t, device } if *t == tenant && device == name)
+        self.cache.lock().retain(|_, (cached, _)| match cached {
+            Cached::Ok(Identity::Device { tenant: t, device })
+            | Cached::DisabledDevice(t, device) => !(*t == tenant && device == name),
+            _ => true,
         });
     }
 
     /// Forgets a cached API key (after it is revoked).
     pub fn forget_key(&self, tenant: TenantId, id: &str) {
-        self.cache.lock().retain(|_, (identity, _)| {
-            !matches!(identity, Identity::Key { tenant: t, key_id, .. } if *t == tenant && key_id == id)
+        self.cache.lock().retain(|_, (cached, _)| {
+            !matches!(cached, Cached::Ok(Identity::Key { tenant: t, key_id, .. }) if *t == tenant && key_id == id)
         });
     }
+
+    /// Forgets a tenant's cached state (after it is disabled, enabled or deleted).
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        self.tenants.lock().remove(&tenant);
+    }
+
+    /// Writes the last-seen times recorded since the previous flush to the registry.
+    pub async fn flush_last_seen(&self) -> Result<usize, StoreError> {
+        let seen = std::mem::take(&mut *self.seen.lock());
+        let mut by_tenant: HashMap<TenantId, Vec<(String, Timestamp)>> = HashMap::new();
+        for ((tenant, device), at) in seen {
+            by_tenant.entry(tenant).or_default().push((device, at));
+        }
+        let mut written = 0;
+        for (tenant, devices) in by_tenant {
+            written += devices.len();
+            self.registry.touch_devices(tenant, &devices).await?;
+        }
+        Ok(written)
+    }
+
+    /// Flushes last-seen times every `every` until `shutdown`, and once more then.
+    pub async fn run_last_seen(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let stop = tokio::select! {
+                () = tokio::time::sleep(every) => false,
+                () = shutdown.cancelled() => true,
+            };
+            if let Err(error) = self.flush_last_seen().await {
+                tracing::warn!(%error, "could not record when devices were last seen");
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+}
+
+/// A resolved credential, as cached.
+#[derive(Debug, Clone)]
+enum Cached {
+    Ok(Identity),
+    DisabledDevice(TenantId, String),
+}
+
+impl Cached {
+    fn into_result(self) -> Result<Identity, AuthError> {
+        match self {
+            Cached::Ok(identity) => Ok(identity),
+            Cached::DisabledDevice(..) => {
+                Err(AuthError::Forbidden("this device is disabled".into()))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TenantState {
+    Active,
+    Disabled,
+    Gone,
 }
 
 /// What the first start created.
@@ -317,6 +446,7 @@ pub async fn bootstrap(
             &generate_key_id(),
             Role::System,
             &hash_secret(&key),
+            None,
         )
         .await?;
     Ok(Bootstrap {

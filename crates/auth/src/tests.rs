@@ -1,111 +1,13 @@
+use ingot_store::{DeviceUpdate, Registry as _};
+use ingot_store_sqlite::SqliteStore;
+
 use super::*;
-use async_trait::async_trait;
-use ingot_core::Timestamp;
-use ingot_store::{ApiKey, Device, Tenant};
 
-/// An in-memory registry, enough to exercise the authenticator and the bootstrap.
-#[derive(Debug, Default)]
-struct MemRegistry {
-    tenants: Mutex<Vec<Tenant>>,
-    devices: Mutex<Vec<(Device, SecretHash)>>,
-    keys: Mutex<Vec<(ApiKey, SecretHash, bool)>>,
-    lookups: Mutex<usize>,
-}
-
-#[async_trait]
-impl Registry for MemRegistry {
-    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
-        let mut tenants = self.tenants.lock();
-        if tenants.iter().any(|t| t.name == name) {
-            return Err(StoreError::AlreadyExists {
-                what: format!("tenant {name}"),
-            });
-        }
-        let tenant = Tenant {
-            id: TenantId(tenants.len() as u32 + 1),
-            name: name.into(),
-            created: Timestamp::now(),
-            retention: None,
-        };
-        tenants.push(tenant.clone());
-        Ok(tenant)
-    }
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        Ok(self.tenants.lock().iter().find(|t| t.name == name).cloned())
-    }
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        Ok(self.tenants.lock().clone())
-    }
-    async fn set_tenant_retention(
-        &self,
-        tenant: TenantId,
-        retention: Option<std::time::Duration>,
-    ) -> Result<bool, StoreError> {
-        let mut tenants = self.tenants.lock();
-        let found = tenants.iter_mut().find(|t| t.id == tenant);
-        Ok(found.map(|t| t.retention = retention).is_some())
-    }
-    async fn create_device(
-        &self,
-        tenant: TenantId,
-        name: &str,
-        token: &SecretHash,
-    ) -> Result<Device, StoreError> {
-        let device = Device {
-            tenant,
-            name: name.into(),
-            created: Timestamp::now(),
-        };
-        self.devices.lock().push((device.clone(), *token));
-        Ok(device)
-    }
-    async fn delete_device(&self, tenant: TenantId, name: &str) -> Result<bool, StoreError> {
-        let mut devices = self.devices.lock();
-        let before = devices.len();
-        devices.retain(|(d, _)| !(d.tenant == tenant && d.name == name));
-        Ok(devices.len() < before)
-    }
-    async fn device_by_token(&self, token: &SecretHash) -> Result<Option<Device>, StoreError> {
-        *self.lookups.lock() += 1;
-        Ok(self
-            .devices
-            .lock()
-            .iter()
-            .find(|(_, h)| h == token)
-            .map(|(d, _)| d.clone()))
-    }
-    async fn create_api_key(
-        &self,
-        tenant: TenantId,
-        id: &str,
-        role: Role,
-        key: &SecretHash,
-    ) -> Result<ApiKey, StoreError> {
-        let api_key = ApiKey {
-            id: id.into(),
-            tenant,
-            role,
-            created: Timestamp::now(),
-        };
-        self.keys.lock().push((api_key.clone(), *key, false));
-        Ok(api_key)
-    }
-    async fn api_key_by_hash(&self, key: &SecretHash) -> Result<Option<ApiKey>, StoreError> {
-        *self.lookups.lock() += 1;
-        Ok(self
-            .keys
-            .lock()
-            .iter()
-            .find(|(_, h, revoked)| h == key && !revoked)
-            .map(|(k, ..)| k.clone()))
-    }
-    async fn revoke_api_key(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError> {
-        let mut keys = self.keys.lock();
-        let found = keys
-            .iter_mut()
-            .find(|(k, _, revoked)| k.tenant == tenant && k.id == id && !revoked);
-        Ok(found.map(|(_, _, revoked)| *revoked = true).is_some())
-    }
+/// A real registry in a temp dir (the SQLite store; any backend passes the same suite).
+fn registry() -> (tempfile::TempDir, Arc<SqliteStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("store.db")).unwrap());
+    (dir, store)
 }
 
 #[test]
@@ -122,9 +24,8 @@ fn secrets_are_prefixed_random_and_hashed() {
 
 #[tokio::test]
 async fn bootstrap_creates_the_default_tenant_and_key_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = MemRegistry::default();
-    let first = bootstrap(&registry, dir.path()).await.unwrap();
+    let (dir, registry) = registry();
+    let first = bootstrap(&*registry, dir.path()).await.unwrap();
     let key = first.admin_key.clone().unwrap();
     let on_disk = std::fs::read_to_string(&first.admin_key_path).unwrap();
     assert_eq!(on_disk.trim(), key);
@@ -137,11 +38,11 @@ async fn bootstrap_creates_the_default_tenant_and_key_once() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let again = bootstrap(&registry, dir.path()).await.unwrap();
+    let again = bootstrap(&*registry, dir.path()).await.unwrap();
     assert_eq!(again.admin_key, None);
     assert_eq!(again.default_tenant, first.default_tenant);
 
-    let auth = Authenticator::new(Arc::new(registry), first.default_tenant, false);
+    let auth = Authenticator::new(registry, first.default_tenant, false);
     let identity = auth.authenticate(Some(&key)).await.unwrap();
     assert_eq!(identity.role(), Some(Role::System));
     assert!(identity.require(Role::Admin).is_ok());
@@ -149,7 +50,7 @@ async fn bootstrap_creates_the_default_tenant_and_key_once() {
 
 #[tokio::test]
 async fn devices_keys_and_anonymous() {
-    let registry = Arc::new(MemRegistry::default());
+    let (_dir, registry) = registry();
     let tenant = registry.create_tenant("acme").await.unwrap().id;
     let token = generate_secret(SecretKind::DeviceToken);
     registry
@@ -158,7 +59,7 @@ async fn devices_keys_and_anonymous() {
         .unwrap();
     let reader = generate_secret(SecretKind::ApiKey);
     registry
-        .create_api_key(tenant, "k1", Role::Reader, &hash_secret(&reader))
+        .create_api_key(tenant, "k1", Role::Reader, &hash_secret(&reader), None)
         .await
         .unwrap();
 
@@ -196,11 +97,28 @@ async fn devices_keys_and_anonymous() {
         open.authenticate(None).await.unwrap(),
         Identity::Anonymous { tenant }
     );
+
+    // An expired key is refused.
+    let old = generate_secret(SecretKind::ApiKey);
+    registry
+        .create_api_key(
+            tenant,
+            "k2",
+            Role::Admin,
+            &hash_secret(&old),
+            Some(Timestamp::from_millis(1)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        auth.authenticate(Some(&old)).await,
+        Err(AuthError::Invalid)
+    ));
 }
 
 #[tokio::test]
-async fn cache_serves_hits_and_forgets_deleted_credentials() {
-    let registry = Arc::new(MemRegistry::default());
+async fn disabled_devices_and_tenants_are_refused() {
+    let (_dir, registry) = registry();
     let tenant = registry.create_tenant("acme").await.unwrap().id;
     let token = generate_secret(SecretKind::DeviceToken);
     registry
@@ -209,31 +127,159 @@ async fn cache_serves_hits_and_forgets_deleted_credentials() {
         .unwrap();
     let key = generate_secret(SecretKind::ApiKey);
     registry
-        .create_api_key(tenant, "k1", Role::Admin, &hash_secret(&key))
+        .create_api_key(tenant, "k1", Role::Admin, &hash_secret(&key), None)
+        .await
+        .unwrap();
+    let auth = Authenticator::new(registry.clone(), tenant, false);
+    auth.authenticate(Some(&token)).await.unwrap();
+
+    registry
+        .update_device(
+            tenant,
+            "probe-7",
+            &DeviceUpdate {
+                enabled: Some(false),
+                labels: None,
+            },
+        )
+        .await
+        .unwrap();
+    auth.forget_device(tenant, "probe-7");
+    assert!(
+        matches!(auth.authenticate(Some(&token)).await, Err(AuthError::Forbidden(m)) if m.contains("device is disabled"))
+    );
+    registry
+        .update_device(
+            tenant,
+            "probe-7",
+            &DeviceUpdate {
+                enabled: Some(true),
+                labels: None,
+            },
+        )
+        .await
+        .unwrap();
+    auth.forget_device(tenant, "probe-7");
+    auth.authenticate(Some(&token)).await.unwrap();
+
+    registry.set_tenant_disabled(tenant, true).await.unwrap();
+    auth.forget_tenant(tenant);
+    for secret in [&token, &key] {
+        assert!(
+            matches!(auth.authenticate(Some(secret)).await, Err(AuthError::Forbidden(m)) if m.contains("tenant is disabled"))
+        );
+    }
+    registry.set_tenant_disabled(tenant, false).await.unwrap();
+    auth.forget_tenant(tenant);
+    auth.authenticate(Some(&key)).await.unwrap();
+    registry.mark_tenant_deleting(tenant).await.unwrap();
+    auth.forget_tenant(tenant);
+    assert!(
+        matches!(auth.authenticate(Some(&key)).await, Err(AuthError::Invalid)),
+        "a tenant being deleted is gone"
+    );
+}
+
+#[tokio::test]
+async fn cache_serves_hits_forgets_deleted_credentials_and_records_last_seen() {
+    let (_dir, registry) = registry();
+    let tenant = registry.create_tenant("acme").await.unwrap().id;
+    let token = generate_secret(SecretKind::DeviceToken);
+    registry
+        .create_device(tenant, "probe-7", &hash_secret(&token))
+        .await
+        .unwrap();
+    let key = generate_secret(SecretKind::ApiKey);
+    registry
+        .create_api_key(tenant, "k1", Role::Admin, &hash_secret(&key), None)
         .await
         .unwrap();
     let auth = Authenticator::new(registry.clone(), tenant, false);
 
-    for _ in 0..5 {
-        auth.authenticate(Some(&token)).await.unwrap();
-        auth.authenticate(Some(&key)).await.unwrap();
-    }
-    assert_eq!(
-        *registry.lookups.lock(),
-        2,
-        "repeated hits come from the cache"
-    );
-
+    // Once cached, a credential resolves even if the registry no longer has it (until
+    // forgotten or the TTL ends): the cache really is what answers.
+    auth.authenticate(Some(&token)).await.unwrap();
     registry.delete_device(tenant, "probe-7").await.unwrap();
+    assert!(
+        auth.authenticate(Some(&token)).await.is_ok(),
+        "served from the cache"
+    );
     auth.forget_device(tenant, "probe-7");
     assert!(matches!(
         auth.authenticate(Some(&token)).await,
         Err(AuthError::Invalid)
     ));
+
+    auth.authenticate(Some(&key)).await.unwrap();
     registry.revoke_api_key(tenant, "k1").await.unwrap();
     auth.forget_key(tenant, "k1");
     assert!(matches!(
         auth.authenticate(Some(&key)).await,
         Err(AuthError::Invalid)
     ));
+
+    // Last seen is recorded in memory and written in one flush (first, what the
+    // authentications above recorded).
+    auth.flush_last_seen().await.unwrap();
+    let other = generate_secret(SecretKind::DeviceToken);
+    registry
+        .create_device(tenant, "cam-1", &hash_secret(&other))
+        .await
+        .unwrap();
+    let before = Timestamp::now();
+    auth.authenticate(Some(&other)).await.unwrap();
+    assert_eq!(
+        registry
+            .get_device(tenant, "cam-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen,
+        None
+    );
+    assert_eq!(auth.flush_last_seen().await.unwrap(), 1);
+    let seen = registry
+        .get_device(tenant, "cam-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seen
+        .unwrap();
+    assert!(seen >= before);
+    assert_eq!(
+        auth.flush_last_seen().await.unwrap(),
+        0,
+        "nothing new to write"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_token_stops_at_the_end_of_its_grace_even_when_cached() {
+    let (_dir, registry) = registry();
+    let tenant = registry.create_tenant("acme").await.unwrap().id;
+    let old = generate_secret(SecretKind::DeviceToken);
+    registry
+        .create_device(tenant, "probe-7", &hash_secret(&old))
+        .await
+        .unwrap();
+    let auth = Authenticator::new(registry.clone(), tenant, false);
+    auth.authenticate(Some(&old)).await.unwrap();
+    let new = generate_secret(SecretKind::DeviceToken);
+    let grace_end = Timestamp::now().saturating_add_micros(300_000);
+    registry
+        .rotate_device_token(tenant, "probe-7", &hash_secret(&new), grace_end)
+        .await
+        .unwrap();
+    auth.forget_device(tenant, "probe-7");
+    // Both work during the grace, the old one from the cache on the second call.
+    for _ in 0..2 {
+        auth.authenticate(Some(&old)).await.unwrap();
+        auth.authenticate(Some(&new)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        matches!(auth.authenticate(Some(&old)).await, Err(AuthError::Invalid)),
+        "the cache did not outlive the grace"
+    );
+    auth.authenticate(Some(&new)).await.unwrap();
 }

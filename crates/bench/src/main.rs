@@ -2,7 +2,16 @@
 //! measured in the same run, and writes the figures into `docs/benchmarks.md`.
 //!
 //! `store` (issue #3) measures the store writer and query latencies on 10 million events
-//! (see `store.rs`).
+//! (see `store.rs`); `postgres` runs the PostgreSQL store beside a raw `COPY`
+//! (`postgres.rs`).
+//!
+//! `coap` (issue #4) and `mqtt` (issue #5) measure Ingot's protocol endpoints beside
+//! libcoap and Mosquitto, driven by `ingot sim` (`protocols.rs`); `sim` (issue #7) measures
+//! the generator itself against null peers (`capacity.rs`); `plots` draws PNG charts of
+//! the protocol figures into `docs/bench/` (`plots.rs`).
+//!
+//! `scale` (issue #9) measures one replica of each scale-out part (NATS JetStream,
+//! PostgreSQL) beside the embedded ones (`scale.rs`).
 //!
 //! `spine` (issue #2) measures:
 //! - the disk's own `write + fdatasync` latency and throughput: the physical limit for
@@ -23,6 +32,12 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::Parser;
 
+mod capacity;
+mod peers;
+mod plots;
+mod postgres;
+mod protocols;
+mod scale;
 mod store;
 
 #[derive(Debug, Parser)]
@@ -31,8 +46,11 @@ mod store;
     about = "Benchmarks Ingot against references in one run"
 )]
 struct Cli {
-    /// Which benchmark: `spine` or `store`.
+    /// Which benchmark: `spine`, `store`, `sim`, `coap`, `mqtt`, `plots` or `postgres`.
     suite: String,
+    /// The `copy_vs_ingot` example binary (for `postgres`).
+    #[arg(long)]
+    example: Option<PathBuf>,
     /// The release `ingot` binary (for suites that run the server).
     #[arg(long, default_value = "target/release/ingot")]
     ingot: PathBuf,
@@ -58,7 +76,25 @@ fn main() -> anyhow::Result<()> {
     let report = match cli.suite.as_str() {
         "spine" => rt.block_on(spine(&cli))?,
         "store" => rt.block_on(store::run(&cli.scratch, cli.quick))?,
-        other => bail!("unknown suite `{other}` (known: spine, store)"),
+        "sim" => capacity::run(&cli.ingot, cli.quick)?,
+        "coap" => protocols::coap(&cli.ingot, &cli.scratch, cli.quick)?,
+        "mqtt" => protocols::mqtt(&cli.ingot, &cli.scratch, cli.quick)?,
+        "plots" => plots::run()?,
+        "postgres" => {
+            let url = std::env::var("INGOT_TEST_POSTGRES_URL")
+                .context("INGOT_TEST_POSTGRES_URL is not set (eval \"$(.ci/postgres)\")")?;
+            let example = cli
+                .example
+                .as_deref()
+                .context("--example <path of the copy_vs_ingot binary> is needed")?;
+            postgres::run(example, &url, cli.quick)?
+        }
+        "scale" => rt.block_on(scale::run(&cli.ingot, &cli.scratch, cli.quick))?,
+        other => {
+            bail!(
+                "unknown suite `{other}` (known: spine, store, sim, coap, mqtt, plots, postgres, scale)"
+            )
+        }
     };
     print!("{report}");
     if let Some(out) = &cli.out {
@@ -131,6 +167,10 @@ fn disk(
 struct Server {
     child: Child,
     base: String,
+    /// The CoAP endpoint (from the banner).
+    coap: Option<std::net::SocketAddr>,
+    /// The MQTT endpoint (from the banner).
+    mqtt: Option<std::net::SocketAddr>,
     _dir: tempfile::TempDir,
     data: PathBuf,
 }
@@ -170,12 +210,34 @@ impl Server {
             }
         };
         let ready_after = started.elapsed();
+        // The banner goes on with the other endpoints, then the data directory.
+        let (mut coap, mut mqtt) = (None, None);
+        for line in lines.by_ref() {
+            let line = line?;
+            let line = line.trim();
+            let addr = |rest: &str, scheme: &str| {
+                rest.trim()
+                    .trim_start_matches(scheme)
+                    .trim_end_matches("/events")
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+            };
+            if let Some(rest) = line.strip_prefix("CoAP") {
+                coap = addr(rest, "coap://");
+            } else if let Some(rest) = line.strip_prefix("MQTT ") {
+                mqtt = addr(rest, "mqtt://");
+            } else if line.starts_with("Data") {
+                break;
+            }
+        }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok((
             Server {
                 child,
                 base,
+                coap,
+                mqtt,
                 _dir: dir,
                 data,
             },
@@ -199,6 +261,26 @@ impl Server {
         Ok(())
     }
 
+    /// Kills the server (SIGKILL): for measurements done with it, whose data directory is
+    /// thrown away, so nobody waits for the store writer to catch up.
+    fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// The server's process id.
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The first admin key.
+    fn admin_key(&self) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(self.data.join("admin.key"))?
+            .trim()
+            .to_owned())
+    }
+
     /// CPU seconds (user + system) the server process has used so far.
     fn cpu_seconds(&self) -> f64 {
         let stat =
@@ -213,6 +295,16 @@ impl Server {
             f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
         });
         ticks / 100.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A measurement that failed half-way must not leave a server behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The body's media type is not one we accept.
     UnsupportedMediaType,
+    /// Over a rate limit; retrying after a pause can succeed.
+    RateLimited,
     /// A dependency is temporarily unavailable (shutting down, overloaded, disk full).
     Unavailable,
     /// A bug or an unexpected failure of the machine.
@@ -33,7 +35,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Whether retrying the same operation later can succeed.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Unavailable)
+        matches!(self, ErrorKind::Unavailable | ErrorKind::RateLimited)
     }
 
     /// A stable, lowercase code for error bodies (`"invalid_input"`, ...).
@@ -46,6 +48,7 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => "already_exists",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
         }

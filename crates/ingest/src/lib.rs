@@ -70,6 +70,8 @@ pub enum RefusalReason {
     forbidden,
     /// The log could not take it now.
     unavailable,
+    /// Over a device's or the tenant's rate limit.
+    rate_limited,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -150,6 +152,24 @@ pub enum IngestError {
     /// The credentials may not ingest at all.
     #[error("{0}")]
     Forbidden(String),
+    /// Over a rate limit.
+    #[error("{whose} is over its rate limit: retry after {retry_after_ms} ms")]
+    RateLimited {
+        /// `device probe-7` or `tenant`.
+        whose: String,
+        /// When the batch would fit.
+        retry_after_ms: u64,
+    },
+    /// A batch larger than a rate limit's burst: it can never fit.
+    #[error(
+        "the batch of {events} events is more than {whose}'s burst allows: send smaller batches"
+    )]
+    OverBurst {
+        /// `device probe-7` or `tenant`.
+        whose: String,
+        /// The batch's size.
+        events: usize,
+    },
     /// The durable log refused or failed.
     #[error("the event log could not take the events: {0}")]
     Log(#[from] LogError),
@@ -163,6 +183,8 @@ impl ErrorExt for IngestError {
             IngestError::WrongDevice { .. } | IngestError::Forbidden(_) => {
                 ErrorKind::PermissionDenied
             }
+            IngestError::RateLimited { .. } => ErrorKind::RateLimited,
+            IngestError::OverBurst { .. } => ErrorKind::TooLarge,
             IngestError::Log(e) => match e.kind() {
                 ErrorKind::InvalidInput => ErrorKind::InvalidInput,
                 // A closing or failing log is the server's problem, not the client's: retry.
@@ -173,8 +195,19 @@ impl ErrorExt for IngestError {
 }
 
 impl IngestError {
+    /// When a rate-limited request may succeed, if it was rate-limited.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            IngestError::RateLimited { retry_after_ms, .. } => {
+                Some(std::time::Duration::from_millis(*retry_after_ms))
+            }
+            _ => None,
+        }
+    }
+
     fn reason(&self) -> RefusalReason {
         match self.kind() {
+            ErrorKind::RateLimited => RefusalReason::rate_limited,
             ErrorKind::TooLarge => RefusalReason::too_large,
             ErrorKind::PermissionDenied => RefusalReason::forbidden,
             ErrorKind::Unavailable | ErrorKind::Internal => RefusalReason::unavailable,
@@ -227,6 +260,7 @@ pub struct Ingest {
     limits: Limits,
     metrics: IngestMetrics,
     live: LiveFeed,
+    limiter: Limiter,
 }
 
 impl fmt::Debug for Ingest {
@@ -241,12 +275,14 @@ impl fmt::Debug for Ingest {
 impl Ingest {
     /// An ingest service appending to `log`.
     pub fn new(log: Arc<dyn Log>, limits: Limits, metrics: IngestMetrics) -> Ingest {
+        let limiter = Limiter::new(&limits);
         Ingest {
             log,
             ids: IdGenerator::new(),
             limits,
             metrics,
             live: LiveFeed::default(),
+            limiter,
         }
     }
 
@@ -329,6 +365,7 @@ impl Ingest {
         let mut groups: BTreeMap<u32, (Vec<u8>, Vec<Bytes>)> = BTreeMap::new();
         let mut ids = Vec::with_capacity(drafts.len());
         let keep = self.live.tx.receiver_count() > 0;
+        let mut per_device: Vec<(String, usize)> = Vec::new();
         let mut accepted = Vec::with_capacity(if keep { drafts.len() } else { 0 });
         for (index, draft) in drafts.into_iter().enumerate() {
             let device = match (draft.device, own_device) {
@@ -362,8 +399,33 @@ impl Ingest {
                 .or_insert_with(|| (key, Vec::new()));
             group.1.push(record::to_bytes(&event));
             ids.push(event.id.clone());
+            if self.limiter.is_active() {
+                match per_device.iter_mut().find(|(d, _)| *d == event.device) {
+                    Some((_, n)) => *n += 1,
+                    None => per_device.push((event.device.clone(), 1)),
+                }
+            }
             if keep {
                 accepted.push(event);
+            }
+        }
+        if self.limiter.is_active() {
+            let devices: Vec<(&str, usize)> =
+                per_device.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+            let now = std::time::Instant::now();
+            if let Err(limited) = self.limiter.take(tenant, &devices, ids.len(), now) {
+                return Err(if limited.too_big {
+                    IngestError::OverBurst {
+                        whose: limited.whose,
+                        events: ids.len(),
+                    }
+                } else {
+                    let ms = limited.retry_after.as_millis().max(1);
+                    IngestError::RateLimited {
+                        whose: limited.whose,
+                        retry_after_ms: u64::try_from(ms).unwrap_or(u64::MAX),
+                    }
+                });
             }
         }
         let appends = groups.into_values().map(|(key, messages)| async move {
@@ -379,6 +441,9 @@ impl Ingest {
 pub fn partition_key(event: &Event) -> Vec<u8> {
     format!("{}/{}", event.tenant.0, event.device).into_bytes()
 }
+
+mod limiter;
+pub use limiter::{Limited, Limiter, Rate};
 
 #[cfg(test)]
 mod tests;

@@ -224,3 +224,84 @@ async fn the_live_feed_sees_durable_events_only() {
         "refused events never reach the feed"
     );
 }
+
+#[tokio::test]
+async fn rate_limits_refuse_whole_batches_with_a_retry_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    let limits = Limits {
+        device_events_per_second: 10.0,
+        device_burst: 5,
+        ..Limits::default()
+    };
+    let ingest = Ingest::new(log.clone(), limits, IngestMetrics::default());
+    let body = |n: usize| {
+        (0..n)
+            .map(|i| format!("{{\"value\":{i}}}\n"))
+            .collect::<String>()
+    };
+    ingest
+        .ingest_body(
+            &device("probe-7"),
+            Protocol::http,
+            body(4).as_bytes(),
+            BodyFormat::Ndjson,
+        )
+        .await
+        .unwrap();
+    let err = ingest
+        .ingest_body(
+            &device("probe-7"),
+            Protocol::http,
+            body(3).as_bytes(),
+            BodyFormat::Ndjson,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    let wait = err.retry_after().unwrap();
+    assert!(
+        wait > Duration::from_millis(150) && wait <= Duration::from_millis(200),
+        "{wait:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("device probe-7 is over its rate limit"),
+        "{err}"
+    );
+    // Another device has its own bucket; a batch beyond the burst can never fit.
+    ingest
+        .ingest_body(
+            &device("probe-8"),
+            Protocol::http,
+            body(5).as_bytes(),
+            BodyFormat::Ndjson,
+        )
+        .await
+        .unwrap();
+    let err = ingest
+        .ingest_body(
+            &device("cam-1"),
+            Protocol::http,
+            body(6).as_bytes(),
+            BodyFormat::Ndjson,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge);
+    tokio::time::sleep(wait).await;
+    ingest
+        .ingest_body(
+            &device("probe-7"),
+            Protocol::http,
+            body(3).as_bytes(),
+            BodyFormat::Ndjson,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(&log).await.len(),
+        12,
+        "refused batches left nothing"
+    );
+}

@@ -94,6 +94,17 @@ pub trait Log: Send + Sync + fmt::Debug + 'static {
     /// A consumer reading `topic` as `group`, from the group's committed offsets.
     async fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, LogError>;
 
+    /// Whether the engine keeps each group's position and shares a group's messages among
+    /// its consumers, in this process and in others (NATS JetStream: `true`). A consumer of
+    /// such a log resumes from the group's committed position, and several processes may
+    /// consume one group at once, each getting a share of the messages. It must then not
+    /// [`Consumer::seek`] to a position it keeps elsewhere: a seek re-positions the whole
+    /// group. The embedded log answers `false`: a group has one consumer at a time, and a
+    /// seek moves only that consumer.
+    fn shared_groups(&self) -> bool {
+        false
+    }
+
     /// Makes everything appended so far durable and stops background work. Appends after
     /// `close` fail with [`LogError::Closed`].
     async fn close(&self) -> Result<(), LogError>;
@@ -113,6 +124,19 @@ pub trait Consumer: Send + fmt::Debug {
     /// Moves this consumer to `offset` in `partition`: the next poll starts there. Used by
     /// consumers that keep their own position (the store writer keeps it in the store).
     async fn seek(&mut self, partition: u32, offset: u64) -> Result<(), LogError>;
+}
+
+/// Checks a topic or group name: `[a-z0-9._-]{1,64}`, not starting with a dot. Every
+/// backend accepts exactly these names (they become directory names, stream names...).
+pub fn validate_name(what: &str, name: &str) -> Result<(), LogError> {
+    let allowed =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-');
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(allowed) || name.starts_with('.') {
+        return Err(LogError::Invalid(format!(
+            "{what} name {name:?} must be 1 to 64 of a-z, 0-9, '.', '_', '-', not starting with '.'"
+        )));
+    }
+    Ok(())
 }
 
 /// The partition of `key`: FNV-1a, stable across versions because it decides where

@@ -38,6 +38,16 @@ impl Default for LogMetrics {
 }
 
 impl LogMetrics {
+    /// Records one acknowledged append of `messages` messages and `bytes` bytes that took
+    /// `seconds` from the call to its acknowledgement, for backends outside this crate
+    /// (they have no frames or fsyncs of their own: one append counts as one frame).
+    pub fn record_append(&self, seconds: f64, messages: u64, bytes: u64) {
+        self.append_seconds.observe(seconds);
+        self.appended_messages.inc_by(messages);
+        self.appended_bytes.inc_by(bytes);
+        self.frames.inc();
+    }
+
     /// Creates the metrics and registers them in `registry` as `ingot_log_append_seconds`,
     /// `ingot_log_fsync_seconds`, `ingot_log_appended_messages_total`,
     /// `ingot_log_appended_bytes_total` and `ingot_log_frames_total`.

@@ -270,7 +270,14 @@ impl Parser {
         }
         match self.c.get(self.i + n) {
             None => true,
-            Some(&c) => c.is_whitespace() || c == '(' || c == ')',
+            Some(&c) if c == '(' || c == ')' => true,
+            Some(&c) if c.is_whitespace() => {
+                // A keyword is never followed by `:` or a comparison; a field named `or`,
+                // `and` or `not` is (`or > 5`).
+                let next = self.c[self.i + n..].iter().find(|c| !c.is_whitespace());
+                !matches!(next, Some(':' | '<' | '>'))
+            }
+            Some(_) => false,
         }
     }
 
@@ -813,7 +820,7 @@ impl fmt::Display for Predicate {
             Predicate::Number { field, op, value } => write!(f, "{field}{}{value:?}", op_text(op)),
             Predicate::Time { op, value } => write!(f, "ts{}{}", op_text(op), value.to_rfc3339()),
             Predicate::DataEquals { path, text, .. } => {
-                write!(f, "{}:{}", path.join("."), word(text))
+                write!(f, "{}:{}", Field::Data(path.clone()), word(text))
             }
         }
     }

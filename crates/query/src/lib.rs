@@ -104,7 +104,18 @@ impl fmt::Display for Field {
             Field::Kind => f.write_str("kind"),
             Field::Value => f.write_str("value"),
             Field::Ts => f.write_str("ts"),
-            Field::Data(path) => f.write_str(&path.join(".")),
+            // A data path named like a canonical field keeps its `data.` prefix, so the text
+            // parses back to the same field.
+            Field::Data(path) => {
+                let first = path.first().map_or("", String::as_str);
+                if matches!(
+                    first,
+                    "id" | "device" | "sensor" | "kind" | "value" | "ts" | "data"
+                ) {
+                    f.write_str("data.")?;
+                }
+                f.write_str(&path.join("."))
+            }
         }
     }
 }

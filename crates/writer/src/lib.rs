@@ -18,6 +18,33 @@
 //!
 //! On shutdown the writer keeps going until it has caught up with the end of the log (the
 //! caller bounds how long), so a clean stop leaves the store complete.
+//!
+//! # On a shared log engine (several writers)
+//!
+//! When the log keeps group positions itself and shares a group's messages among its
+//! consumers ([`Log::shared_groups`], NATS JetStream), any number of writers run at once
+//! on as many replicas, and the engine hands each message to one of them. The writer then
+//! changes three things, and only these:
+//!
+//! - **It does not seek to the store's checkpoint.** A seek re-positions the whole group,
+//!   so a writer starting next to running ones would move them; and the engine's position
+//!   is as good: a message is acknowledged to the engine only after the transaction that
+//!   stored it committed, so the group's committed position never passes an event that is
+//!   not stored. A batch stored whose acknowledgement was lost (a crash between the two)
+//!   comes again, to this or another writer, and is skipped by id.
+//! - **It writes no checkpoint offsets.** With several writers, a partition's offsets
+//!   reach the store out of order, and no single "next offset" would be true; the
+//!   checkpoint rows would also make concurrent writers wait for each other's locks.
+//! - **On shutdown it finishes the batch in hand, commits it, and stops**, instead of
+//!   draining the log: the other writers (or the next one to start) continue from the
+//!   group's position; what this writer was handed and did not commit is handed back.
+//!
+//! Its lag metric is then the group's (messages not yet committed by any writer), the
+//! same value on every writer, which is what an autoscaler should look at.
+//!
+//! A poll the log answers with [`LogError::Unavailable`] (a remote engine unreachable for
+//! a moment) is retried after a pause, as a failed store write is; other log errors stop
+//! the writer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,6 +133,11 @@ impl WriterMetrics {
     pub fn lag(&self) -> i64 {
         self.lag.get()
     }
+
+    /// Events newly stored so far (benchmarks watch it).
+    pub fn inserted(&self) -> u64 {
+        self.inserted.get()
+    }
 }
 
 /// The store writer of one topic.
@@ -122,6 +154,8 @@ pub struct StoreWriter {
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long a poll waits for new messages when the writer is idle.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// On a shared engine, how often the lag is measured (it costs requests to the engine).
+const SHARED_LAG_EVERY: Duration = Duration::from_secs(1);
 
 impl StoreWriter {
     /// A writer moving `topic` from `log` to `store` in batches of up to `batch` events.
@@ -141,40 +175,74 @@ impl StoreWriter {
         }
     }
 
-    /// Runs until `shutdown` is cancelled and the log is drained.
+    /// Runs until `shutdown` is cancelled and the log is drained (on a shared engine: until
+    /// `shutdown` is cancelled and the batch in hand is stored; see the module docs).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WriterError> {
+        let shared = self.log.shared_groups();
         let mut consumer = self.log.consumer(&self.topic, WRITER_GROUP).await?;
-        let checkpoint: BTreeMap<u32, u64> = self
-            .store
-            .checkpoint(WRITER_GROUP, &self.topic)
-            .await?
-            .into_iter()
-            .collect();
-        // The store's checkpoint is the truth: a partition it never wrote starts from the
-        // oldest retained offset, even if the log's group is further along.
-        for partition in 0..self.log.partitions() {
-            consumer
-                .seek(partition, checkpoint.get(&partition).copied().unwrap_or(0))
-                .await?;
+        let mut positions = BTreeMap::new();
+        let mut lag_measured = Instant::now();
+        if shared {
+            self.update_shared_lag().await;
+            tracing::info!(topic = %self.topic, "store writer started; the log engine keeps its position and shares the work");
+        } else {
+            let checkpoint: BTreeMap<u32, u64> = self
+                .store
+                .checkpoint(WRITER_GROUP, &self.topic)
+                .await?
+                .into_iter()
+                .collect();
+            // The store's checkpoint is the truth: a partition it never wrote starts from the
+            // oldest retained offset, even if the log's group is further along.
+            for partition in 0..self.log.partitions() {
+                consumer
+                    .seek(partition, checkpoint.get(&partition).copied().unwrap_or(0))
+                    .await?;
+            }
+            self.update_lag(&checkpoint).await;
+            positions = checkpoint;
+            tracing::info!(topic = %self.topic, "store writer started");
         }
-        self.update_lag(&checkpoint).await;
-        let mut positions = checkpoint;
-        tracing::info!(topic = %self.topic, "store writer started");
         loop {
             let draining = shutdown.is_cancelled();
+            if draining && shared {
+                tracing::info!(topic = %self.topic, "store writer stopped; the other writers continue from the group's position");
+                return Ok(());
+            }
             let wait = if draining { Duration::ZERO } else { IDLE_WAIT };
-            let batch = tokio::select! {
-                batch = consumer.poll(self.batch, wait) => batch?,
+            let polled = tokio::select! {
+                batch = consumer.poll(self.batch, wait) => batch,
                 () = shutdown.cancelled(), if !draining => continue,
+            };
+            let batch = match polled {
+                Ok(batch) => batch,
+                Err(LogError::Unavailable(reason)) => {
+                    tracing::warn!(%reason, "store writer cannot read the log; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY_PAUSE) => {}
+                        () = shutdown.cancelled(), if !draining => {}
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
             };
             if batch.is_empty() {
                 if draining {
                     tracing::info!(topic = %self.topic, "store writer drained the log");
                     return Ok(());
                 }
+                if shared && lag_measured.elapsed() >= SHARED_LAG_EVERY {
+                    self.update_shared_lag().await;
+                    lag_measured = Instant::now();
+                }
                 continue;
             }
-            self.write(&mut *consumer, batch, &mut positions).await?;
+            self.write(&mut *consumer, batch, &mut positions, shared)
+                .await?;
+            if shared && lag_measured.elapsed() >= SHARED_LAG_EVERY {
+                self.update_shared_lag().await;
+                lag_measured = Instant::now();
+            }
         }
     }
 
@@ -183,16 +251,24 @@ impl StoreWriter {
         consumer: &mut dyn Consumer,
         batch: Vec<ingot_log::Delivered>,
         positions: &mut BTreeMap<u32, u64>,
+        shared: bool,
     ) -> Result<(), WriterError> {
         let started = Instant::now();
         let mut last: BTreeMap<u32, u64> = BTreeMap::new();
         for delivered in &batch {
-            last.insert(delivered.position.partition, delivered.position.offset);
+            // Redeliveries on a shared engine may come after later offsets: keep the highest.
+            let offset = last.entry(delivered.position.partition).or_insert(0);
+            *offset = (*offset).max(delivered.position.offset);
         }
         let checkpoint = Checkpoint {
             consumer: WRITER_GROUP.to_owned(),
             topic: self.topic.clone(),
-            offsets: last.iter().map(|(&p, &o)| (p, o + 1)).collect(),
+            // On a shared engine the engine keeps the position (see the module docs).
+            offsets: if shared {
+                Vec::new()
+            } else {
+                last.iter().map(|(&p, &o)| (p, o + 1)).collect()
+            },
         };
         let mut attempt = 0u32;
         let outcome = loop {
@@ -221,11 +297,31 @@ impl StoreWriter {
             .map(|(&partition, &offset)| Position { partition, offset })
             .collect();
         if let Err(error) = consumer.commit(&processed).await {
-            // Only retention reads this; the store's checkpoint is what the writer resumes from.
+            // Only retention reads this; the store's checkpoint is what the writer resumes
+            // from. On a shared engine the messages come again and are skipped by id.
             tracing::warn!(%error, "could not commit the store writer's log position");
         }
-        self.update_lag(positions).await;
+        if !shared {
+            self.update_lag(positions).await;
+        }
         Ok(())
+    }
+
+    /// The group's lag on a shared engine: messages no writer has committed yet.
+    async fn update_shared_lag(&self) {
+        let (ends, committed) = match (
+            self.log.end_offsets(&self.topic).await,
+            self.log.committed(&self.topic, WRITER_GROUP).await,
+        ) {
+            (Ok(ends), Ok(committed)) => (ends, committed),
+            _ => return,
+        };
+        let lag: u64 = ends
+            .iter()
+            .zip(committed.iter().chain(std::iter::repeat(&0)))
+            .map(|(end, next)| end.saturating_sub(*next))
+            .sum();
+        self.metrics.lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
     }
 
     fn decode(&self, batch: &[ingot_log::Delivered], report: bool) -> Vec<ingot_core::Event> {

@@ -4,7 +4,8 @@
 //! (or the server default); events before it are deleted by [`EventStore::delete_before`]
 //! in batches of `batch`, with a pause between batches so the store writer (which shares the
 //! database's one writer) is never held up for long. A tenant with no retention and no
-//! default keeps everything.
+//! default keeps everything. A tenant marked for deletion whose purge was interrupted (by a
+//! restart) is purged to the end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,23 @@ pub async fn sweep(
 ) -> Result<u64, ingot_store::StoreError> {
     let mut total = 0;
     for tenant in store.list_tenants().await? {
+        if tenant.deleting {
+            // A deletion interrupted by a restart: finish it.
+            loop {
+                if shutdown.is_cancelled() {
+                    return Ok(total);
+                }
+                let step = store.purge_tenant(tenant.id, config.batch).await?;
+                metrics.deleted.inc_by(step.events);
+                total += step.events;
+                if step.done {
+                    tracing::info!(tenant = %tenant.name, "tenant deleted");
+                    break;
+                }
+                tokio::time::sleep(config.pause).await;
+            }
+            continue;
+        }
         let Some(keep) = tenant.retention.or(config.default) else {
             continue;
         };

@@ -271,3 +271,101 @@ async fn retention_deletes_only_what_expired() {
     assert_eq!(deleted, 1);
     assert_eq!(left(kept.id).await, 3);
 }
+
+/// The embedded log presented as a shared engine ([`Log::shared_groups`]), to check what
+/// the writer does differently there (NATS JetStream's own runs are in ingot-log-nats and
+/// the e2e tests).
+#[derive(Debug)]
+struct SharedEngine(Arc<dyn Log>);
+
+#[async_trait::async_trait]
+impl Log for SharedEngine {
+    async fn append(
+        &self,
+        topic: &str,
+        key: &[u8],
+        messages: Vec<Bytes>,
+    ) -> Result<ingot_log::AppendAck, LogError> {
+        self.0.append(topic, key, messages).await
+    }
+    fn partitions(&self) -> u32 {
+        self.0.partitions()
+    }
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>, LogError> {
+        self.0.end_offsets(topic).await
+    }
+    async fn committed(&self, topic: &str, group: &str) -> Result<Vec<u64>, LogError> {
+        self.0.committed(topic, group).await
+    }
+    async fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, LogError> {
+        self.0.consumer(topic, group).await
+    }
+    fn shared_groups(&self) -> bool {
+        true
+    }
+    async fn close(&self) -> Result<(), LogError> {
+        self.0.close().await
+    }
+}
+
+async fn wait_stored(store: &Arc<SqliteStore>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored_ids(store).await.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the writer did not store {n} events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn on_a_shared_engine_the_groups_position_is_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> = Arc::new(SharedEngine(open_log(dir.path())));
+    let store = open_store(dir.path(), "store.db");
+    append(&log, 0..200).await;
+    let metrics = WriterMetrics::default();
+    let shutdown = CancellationToken::new();
+    let writer = StoreWriter::new(log.clone(), store.clone(), TOPIC, 64, metrics.clone());
+    let task = tokio::spawn(writer.run(shutdown.clone()));
+    wait_stored(&store, 200).await;
+    // The lag is the group's, measured about once a second while idle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metrics.lag() != 0 {
+        assert!(Instant::now() < deadline, "lag stays at {}", metrics.lag());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops at once, without draining")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored_ids(&store).await, expected(0..200));
+    assert!(
+        store
+            .checkpoint(WRITER_GROUP, TOPIC)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no checkpoint offsets: the engine keeps the position"
+    );
+    assert_eq!(
+        log.committed(TOPIC, WRITER_GROUP).await.unwrap(),
+        log.end_offsets(TOPIC).await.unwrap(),
+        "everything stored is committed to the group"
+    );
+
+    // A writer started later continues from the group's position, not from the start.
+    append(&log, 200..250).await;
+    let metrics = WriterMetrics::default();
+    let shutdown = CancellationToken::new();
+    let writer = StoreWriter::new(log.clone(), store.clone(), TOPIC, 64, metrics.clone());
+    let task = tokio::spawn(writer.run(shutdown.clone()));
+    wait_stored(&store, 250).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(metrics.inserted.get(), 50);
+    assert_eq!(metrics.duplicates.get(), 0, "nothing read twice");
+}

@@ -268,6 +268,7 @@ impl RequestError {
                 ErrorKind::AlreadyExists => code::CONFLICT,
                 ErrorKind::TooLarge => code::REQUEST_ENTITY_TOO_LARGE,
                 ErrorKind::UnsupportedMediaType => code::UNSUPPORTED_CONTENT_FORMAT,
+                ErrorKind::RateLimited => code::TOO_MANY_REQUESTS,
                 ErrorKind::Unavailable => code::SERVICE_UNAVAILABLE,
                 ErrorKind::Internal => code::INTERNAL_SERVER_ERROR,
             },
@@ -292,6 +293,10 @@ impl RequestError {
             RequestError::Overloaded { max_age } | RequestError::ShuttingDown { max_age } => {
                 Some(*max_age)
             }
+            // RFC 8516: Max-Age tells a rate-limited client when to try again.
+            RequestError::Ingest(e) if e.kind() == ErrorKind::RateLimited => e
+                .retry_after()
+                .map(|d| u32::try_from(d.as_millis().div_ceil(1000).max(1)).unwrap_or(u32::MAX)),
             other if other.kind() == ErrorKind::Unavailable => Some(1),
             _ => None,
         }

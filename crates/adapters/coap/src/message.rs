@@ -44,6 +44,8 @@ pub mod code {
     pub const REQUEST_ENTITY_TOO_LARGE: u8 = 0x8D;
     /// 4.15 Unsupported Content-Format.
     pub const UNSUPPORTED_CONTENT_FORMAT: u8 = 0x8F;
+    /// 4.29 Too Many Requests (RFC 8516).
+    pub const TOO_MANY_REQUESTS: u8 = 0x9D;
     /// 5.00 Internal Server Error.
     pub const INTERNAL_SERVER_ERROR: u8 = 0xA0;
     /// 5.03 Service Unavailable.

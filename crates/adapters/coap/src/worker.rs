@@ -81,6 +81,7 @@ impl Worker {
             ErrorKind::Unauthenticated => RefusalReason::unauthenticated,
             ErrorKind::UnsupportedMediaType => RefusalReason::media_type,
             ErrorKind::Unavailable | ErrorKind::Internal => RefusalReason::unavailable,
+            ErrorKind::RateLimited => RefusalReason::rate_limited,
             _ => RefusalReason::invalid,
         });
     }

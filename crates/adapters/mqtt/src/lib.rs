@@ -94,14 +94,14 @@ pub struct TlsListener {
     pub config: Arc<rustls::ServerConfig>,
 }
 
-/// Runs the MQTT endpoint on `listener` (and `tls`, if given) until `shutdown` is
-/// cancelled and every connection has closed.
+/// Runs the MQTT endpoint on `listener` (plain, if given) and `tls` (if given) until
+/// `shutdown` is cancelled and every connection has closed.
 ///
 /// The only errors are configuration errors, reported before anything is served; a
 /// failing accept (e.g. out of file descriptors) is logged and retried, and a failing
 /// connection closes alone.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     tls: Option<TlsListener>,
     config: MqttConfig,
     deps: MqttDeps,
@@ -109,9 +109,18 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), MqttError> {
     config.validate().map_err(MqttError::Config)?;
+    if listener.is_none() && tls.is_none() {
+        return Err(MqttError::Config(vec![
+            "no listener: neither plain MQTT nor TLS is configured".into(),
+        ]));
+    }
     let tasks = TaskTracker::new();
     let broker = Arc::new(Broker::new(config, deps, metrics, tasks.clone(), shutdown));
-    let plain = accept_loop(listener, None, broker.clone());
+    let plain = async {
+        if let Some(listener) = listener {
+            accept_loop(listener, None, broker.clone()).await;
+        }
+    };
     let secure = async {
         if let Some(tls) = tls {
             let acceptor = TlsAcceptor::from(tls.config);

@@ -63,6 +63,10 @@ impl Refusal {
             ErrorKind::PermissionDenied | ErrorKind::Unauthenticated => {
                 (ReasonCode::NOT_AUTHORIZED, RefusalReason::forbidden)
             }
+            ErrorKind::RateLimited => (
+                ReasonCode::MESSAGE_RATE_TOO_HIGH,
+                RefusalReason::rate_limited,
+            ),
             _ => (ReasonCode::UNSPECIFIED_ERROR, RefusalReason::unavailable),
         };
         Refusal {

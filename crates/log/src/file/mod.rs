@@ -118,7 +118,7 @@ use self::segment::{SegmentInfo, recover_partition, segment_path};
 use self::storage::{StdStorage, Storage, StorageLock};
 use self::writer::{AppendRequest, Command, PartitionShared, Writer, WriterConfig};
 pub use crate::metrics::LogMetrics;
-use crate::{AppendAck, Consumer, Log, LogError, SyncPolicy, partition_for};
+use crate::{AppendAck, Consumer, Log, LogError, SyncPolicy, partition_for, validate_name};
 
 /// The most bytes one append may hold, frame header included.
 pub const MAX_APPEND_BYTES: usize = frame::MAX_FRAME_BYTES;
@@ -840,18 +840,6 @@ impl Housekeeper {
         *inner.housekeeper.lock() = Some(Housekeeper { stop, thread });
         Ok(())
     }
-}
-
-/// Checks a topic or group name: `[a-z0-9._-]{1,64}`, not starting with a dot.
-fn validate_name(what: &str, name: &str) -> Result<(), LogError> {
-    let allowed =
-        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-');
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(allowed) || name.starts_with('.') {
-        return Err(LogError::Invalid(format!(
-            "{what} name {name:?} must be 1 to 64 of a-z, 0-9, '.', '_', '-', not starting with '.'"
-        )));
-    }
-    Ok(())
 }
 
 /// Creates `dir` and any missing parents, syncing each parent so the new entries are durable.

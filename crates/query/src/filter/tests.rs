@@ -310,3 +310,24 @@ proptest! {
         }
     }
 }
+
+/// Found by the fuzz target: a field named like a keyword, followed by a space.
+#[test]
+fn fields_named_like_keywords_round_trip() {
+    for text in [
+        "oR>Rnon>T",
+        "or > 5",
+        "and : x",
+        "NOT >= 1 and or:2",
+        "device:a or or < 3",
+    ] {
+        let f = p(text);
+        let shown = f.to_string();
+        assert_eq!(parse(&shown), Ok(f), "{text} shown as {shown}");
+    }
+    assert!(
+        matches!(p("device:a or or < 3"), Filter::Or(_)),
+        "the first `or` is the operator"
+    );
+    assert!(matches!(p("not (device:a)"), Filter::Not(_)));
+}

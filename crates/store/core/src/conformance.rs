@@ -36,7 +36,9 @@
 use std::collections::HashSet;
 
 mod query;
+mod registry;
 pub use query::*;
+pub use registry::*;
 
 use bytes::Bytes;
 use ingot_core::{Event, EventId, JsonText, Payload, TenantId, Timestamp};
@@ -83,12 +85,18 @@ macro_rules! store_conformance_tests {
             filtered_paging_visits_every_match_once,
             totals_and_histograms,
             bounds_follow_the_filters,
+            geo_grid_counts_positions,
             series_hourly_average,
             series_every_aggregation,
             series_grouped_top_and_other,
             series_limits_and_isolation,
             delete_before_is_bounded_and_scoped,
             registry_tenant_retention,
+            registry_tenant_lifecycle,
+            registry_device_lifecycle,
+            registry_api_key_expiry_and_listing,
+            registry_dashboards,
+            device_activity_counts_a_window,
         );
     };
     (optional $factory:expr) => {
@@ -986,14 +994,26 @@ pub async fn registry_devices<S: Store + ?Sized>(store: &S) {
     assert_eq!(dev_b.tenant, b);
 
     assert_eq!(
-        store.device_by_token(&ta).await.expect("lookup"),
+        store
+            .device_by_token(&ta, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
         Some(dev.clone())
     );
     assert_eq!(
-        store.device_by_token(&tb).await.expect("lookup"),
+        store
+            .device_by_token(&tb, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
         Some(dev_b.clone())
     );
-    assert_eq!(store.device_by_token(&tc).await.expect("lookup"), None);
+    assert_eq!(
+        store
+            .device_by_token(&tc, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
+        None
+    );
 
     // Deleting in the wrong tenant does nothing.
     let unknown_name = store
@@ -1002,12 +1022,21 @@ pub async fn registry_devices<S: Store + ?Sized>(store: &S) {
         .expect("create_device");
     assert!(!store.delete_device(a, "only-b").await.expect("delete"));
     assert_eq!(
-        store.device_by_token(&tc).await.expect("lookup"),
+        store
+            .device_by_token(&tc, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
         Some(unknown_name)
     );
 
     assert!(store.delete_device(a, "probe-7").await.expect("delete"));
-    assert_eq!(store.device_by_token(&ta).await.expect("lookup"), None);
+    assert_eq!(
+        store
+            .device_by_token(&ta, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
+        None
+    );
     assert!(
         !store
             .delete_device(a, "probe-7")
@@ -1015,7 +1044,10 @@ pub async fn registry_devices<S: Store + ?Sized>(store: &S) {
             .expect("second delete")
     );
     assert_eq!(
-        store.device_by_token(&tb).await.expect("lookup"),
+        store
+            .device_by_token(&tb, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
         Some(dev_b),
         "B's device stays"
     );
@@ -1027,10 +1059,19 @@ pub async fn registry_devices<S: Store + ?Sized>(store: &S) {
         .await
         .expect("re-register");
     assert_eq!(
-        store.device_by_token(&td).await.expect("lookup"),
+        store
+            .device_by_token(&td, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
         Some(again)
     );
-    assert_eq!(store.device_by_token(&ta).await.expect("lookup"), None);
+    assert_eq!(
+        store
+            .device_by_token(&ta, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
+        None
+    );
 }
 
 /// API keys: every role round-trips; revoked keys stop resolving; revoking in the wrong
@@ -1044,7 +1085,7 @@ pub async fn registry_api_keys<S: Store + ?Sized>(store: &S) {
         let secret = hash(100 + i as u64);
         let before = Timestamp::now();
         let key = store
-            .create_api_key(a, &format!("k{i}"), role, &secret)
+            .create_api_key(a, &format!("k{i}"), role, &secret, None)
             .await
             .expect("create");
         let after = Timestamp::now();
@@ -1058,7 +1099,7 @@ pub async fn registry_api_keys<S: Store + ?Sized>(store: &S) {
     for (key, secret) in &keys {
         assert_eq!(
             store
-                .api_key_by_hash(secret)
+                .api_key_by_hash(secret, Timestamp::EPOCH)
                 .await
                 .expect("lookup")
                 .as_ref(),
@@ -1066,18 +1107,21 @@ pub async fn registry_api_keys<S: Store + ?Sized>(store: &S) {
         );
     }
     assert_eq!(
-        store.api_key_by_hash(&hash(999)).await.expect("lookup"),
+        store
+            .api_key_by_hash(&hash(999), Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
         None
     );
     assert_already_exists(
         store
-            .create_api_key(b, "k0", Role::Reader, &hash(200))
+            .create_api_key(b, "k0", Role::Reader, &hash(200), None)
             .await,
         Some("api key k0"),
     );
     assert_already_exists(
         store
-            .create_api_key(a, "fresh", Role::Reader, &keys[1].1)
+            .create_api_key(a, "fresh", Role::Reader, &keys[1].1, None)
             .await,
         None,
     );
@@ -1088,11 +1132,21 @@ pub async fn registry_api_keys<S: Store + ?Sized>(store: &S) {
         "wrong tenant"
     );
     assert_eq!(
-        store.api_key_by_hash(s0).await.expect("lookup").as_ref(),
+        store
+            .api_key_by_hash(s0, Timestamp::EPOCH)
+            .await
+            .expect("lookup")
+            .as_ref(),
         Some(k0)
     );
     assert!(store.revoke_api_key(a, &k0.id).await.expect("revoke"));
-    assert_eq!(store.api_key_by_hash(s0).await.expect("lookup"), None);
+    assert_eq!(
+        store
+            .api_key_by_hash(s0, Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
+        None
+    );
     assert!(
         !store
             .revoke_api_key(a, &k0.id)
@@ -1108,7 +1162,7 @@ pub async fn registry_api_keys<S: Store + ?Sized>(store: &S) {
     for (key, secret) in &keys[1..] {
         assert_eq!(
             store
-                .api_key_by_hash(secret)
+                .api_key_by_hash(secret, Timestamp::EPOCH)
                 .await
                 .expect("lookup")
                 .as_ref(),
@@ -1116,11 +1170,14 @@ pub async fn registry_api_keys<S: Store + ?Sized>(store: &S) {
         );
     }
     let kb = store
-        .create_api_key(b, "kb", Role::Admin, &hash(300))
+        .create_api_key(b, "kb", Role::Admin, &hash(300), None)
         .await
         .expect("create");
     assert_eq!(
-        store.api_key_by_hash(&hash(300)).await.expect("lookup"),
+        store
+            .api_key_by_hash(&hash(300), Timestamp::EPOCH)
+            .await
+            .expect("lookup"),
         Some(kb)
     );
 }

@@ -91,6 +91,72 @@ pub struct Series {
     pub points: Vec<(Timestamp, Option<f64>)>,
 }
 
+/// A latitude/longitude grid for [`EventStore::geo_grid`]: where an event's position is
+/// read from, and how fine the grid is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoGrid {
+    /// The data path of the latitude (`["location", "lat"]`).
+    pub lat: Vec<String>,
+    /// The data path of the longitude (`["location", "lon"]`).
+    pub lon: Vec<String>,
+    /// The side of a cell in degrees: finite and at least [`MIN_GEO_CELL`].
+    pub cell: f64,
+    /// The most cells an answer may hold, 1 to [`MAX_GEO_CELLS`]; more occupied cells is
+    /// [`StoreError::InvalidQuery`].
+    pub limit: usize,
+}
+
+impl GeoGrid {
+    /// Refuses a grid no backend answers: a cell below [`MIN_GEO_CELL`] or not finite, a
+    /// limit outside 1 to [`MAX_GEO_CELLS`], an empty path.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if !(self.cell.is_finite() && self.cell >= MIN_GEO_CELL) {
+            return Err(StoreError::InvalidQuery(format!(
+                "a geo cell of {} degrees; it must be at least {MIN_GEO_CELL}",
+                self.cell
+            )));
+        }
+        if !(1..=MAX_GEO_CELLS).contains(&self.limit) {
+            return Err(StoreError::InvalidQuery(format!(
+                "a geo limit of {}; it must be from 1 to {MAX_GEO_CELLS}",
+                self.limit
+            )));
+        }
+        if self.lat.is_empty() || self.lon.is_empty() {
+            return Err(StoreError::InvalidQuery(
+                "a geo grid needs a latitude and a longitude path".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The error for an answer with more than `limit` cells.
+    pub fn too_many_cells(&self) -> StoreError {
+        StoreError::InvalidQuery(format!(
+            "more than {} occupied cells of {} degrees: choose a larger cell",
+            self.limit, self.cell
+        ))
+    }
+}
+
+/// The finest [`GeoGrid::cell`], in degrees (about 11 m).
+pub const MIN_GEO_CELL: f64 = 0.0001;
+
+/// The most cells a [`GeoGrid`] answer may be asked to hold (a whole 1° world grid fits).
+pub const MAX_GEO_CELLS: usize = 65_000;
+
+/// One occupied cell of a [`GeoGrid`]: the cell `[row * cell, (row + 1) * cell)` of
+/// latitude and `[col * cell, (col + 1) * cell)` of longitude.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeoCell {
+    /// `floor(lat / cell)`.
+    pub row: i64,
+    /// `floor(lon / cell)`.
+    pub col: i64,
+    /// The events positioned in it.
+    pub count: u64,
+}
+
 /// A position in the newest-first order: strictly older than `(ts, id)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -212,6 +278,30 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
         query: &SeriesQuery,
     ) -> Result<Vec<Series>, StoreError>;
 
+    /// Counts the events `query` matches per cell of a latitude/longitude grid (its
+    /// cursor, limit, total and histogram are ignored), for geo heat maps.
+    ///
+    /// An event has a position when both of `grid`'s paths hold JSON numbers, the latitude
+    /// within ±90 and the longitude within ±180; events without one are not counted. The
+    /// answer lists the occupied cells ordered by `(row, col)`; more than `grid.limit` of
+    /// them, or a `cell` below [`MIN_GEO_CELL`] or not finite, is
+    /// [`StoreError::InvalidQuery`].
+    async fn geo_grid(
+        &self,
+        tenant: TenantId,
+        query: &ListQuery,
+        grid: &GeoGrid,
+    ) -> Result<Vec<GeoCell>, StoreError>;
+
+    /// For each device with events in `[from, to)`: how many, and the newest `ts`; by
+    /// device name.
+    async fn device_activity(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, u64, Timestamp)>, StoreError>;
+
     /// Deletes up to `limit` of the tenant's events with `ts < before`, oldest first, with
     /// their payloads; returns how many. Retention calls it in a loop, so each call is a
     /// short transaction that never blocks ingest for long.
@@ -234,6 +324,10 @@ pub struct Tenant {
     pub created: Timestamp,
     /// How long its events are kept; `None`: the server's default.
     pub retention: Option<std::time::Duration>,
+    /// A disabled tenant's credentials are refused everywhere; its data stays.
+    pub disabled: bool,
+    /// Being deleted: refused everywhere, its data purged in the background.
+    pub deleting: bool,
 }
 
 /// What an API key may do.
@@ -281,6 +375,48 @@ pub struct Device {
     pub name: String,
     /// When it was registered.
     pub created: Timestamp,
+    /// A disabled device's token is refused; its events stay.
+    pub enabled: bool,
+    /// Free-form labels (`site=plant-7`).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// When its credentials were last used, if ever (recorded in batches: minutes late at
+    /// worst).
+    pub last_seen: Option<Timestamp>,
+    /// During a token rotation: until when the previous token still works.
+    pub previous_token_until: Option<Timestamp>,
+}
+
+/// A change to a device; `None` fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceUpdate {
+    /// Enable or disable it.
+    pub enabled: Option<bool>,
+    /// Replace its labels.
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A saved dashboard: a named document of widgets, kept per tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dashboard {
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Identifier, unique in the tenant (`fleet-overview`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The widgets and layout, as the UI stores them (any JSON object).
+    pub spec: ingot_core::JsonText,
+    /// When it was last saved.
+    pub updated: Timestamp,
+}
+
+/// How far [`Registry::purge_tenant`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purge {
+    /// Events deleted by this call.
+    pub events: u64,
+    /// Whether the tenant is entirely gone.
+    pub done: bool,
 }
 
 /// An API key's record (never its secret).
@@ -294,6 +430,8 @@ pub struct ApiKey {
     pub role: Role,
     /// When it was created.
     pub created: Timestamp,
+    /// After this instant the key no longer works; `None`: never expires.
+    pub expires: Option<Timestamp>,
 }
 
 /// The SHA-256 of a secret; the only form in which secrets are stored.
@@ -320,9 +458,30 @@ pub trait Registry: Send + Sync + fmt::Debug + 'static {
         retention: Option<std::time::Duration>,
     ) -> Result<bool, StoreError>;
 
-    /// Registers a device with its token's hash; [`StoreError::AlreadyExists`] (`what`:
-    /// `device <name>`) if the name is taken in the tenant, and also (without naming the
-    /// token) if another device already has this token hash.
+    /// The tenant with this id.
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError>;
+
+    /// Disables or re-enables a tenant. False if there is no such tenant (or it is being
+    /// deleted).
+    async fn set_tenant_disabled(
+        &self,
+        tenant: TenantId,
+        disabled: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks a tenant as being deleted (refused everywhere from now on); its data goes with
+    /// [`Registry::purge_tenant`]. False if there is no such tenant.
+    async fn mark_tenant_deleting(&self, tenant: TenantId) -> Result<bool, StoreError>;
+
+    /// Deletes up to `limit` events (with payloads) of a tenant marked deleting; once none
+    /// is left, deletes its devices, keys, dashboards and the tenant itself (`done`).
+    /// Refuses ([`StoreError::InvalidQuery`]) a tenant not marked deleting.
+    async fn purge_tenant(&self, tenant: TenantId, limit: usize) -> Result<Purge, StoreError>;
+
+    /// Registers a device (enabled, no labels) with its token's hash;
+    /// [`StoreError::AlreadyExists`] (`what`: `device <name>`) if the name is taken in the
+    /// tenant, and also (without naming the token) if another device already has this
+    /// token hash.
     async fn create_device(
         &self,
         tenant: TenantId,
@@ -333,25 +492,89 @@ pub trait Registry: Send + Sync + fmt::Debug + 'static {
     /// Removes a device (its token stops working; its events stay). False if there was none.
     async fn delete_device(&self, tenant: TenantId, name: &str) -> Result<bool, StoreError>;
 
-    /// The device whose token hashes to `token`.
-    async fn device_by_token(&self, token: &SecretHash) -> Result<Option<Device>, StoreError>;
+    /// The device whose current token hashes to `token`, or whose previous token does while
+    /// its rotation grace lasts (at `now`). Disabled devices are returned too (`enabled` is
+    /// false): refusing them is the caller's decision.
+    async fn device_by_token(
+        &self,
+        token: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<Device>, StoreError>;
 
-    /// Stores an API key under the public `id`; [`StoreError::AlreadyExists`] (`what`:
-    /// `api key <id>`) if the id is taken (in any tenant), and also (without naming the
-    /// secret) if another key already has this hash.
+    /// A tenant's devices, by name.
+    async fn list_devices(&self, tenant: TenantId) -> Result<Vec<Device>, StoreError>;
+
+    /// One device.
+    async fn get_device(&self, tenant: TenantId, name: &str) -> Result<Option<Device>, StoreError>;
+
+    /// Changes a device; `None` if there is no such device.
+    async fn update_device(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        update: &DeviceUpdate,
+    ) -> Result<Option<Device>, StoreError>;
+
+    /// Gives a device a new token; the current one keeps working until `previous_until`
+    /// (an earlier rotation's previous token stops at once). False if there is no such
+    /// device; [`StoreError::AlreadyExists`] if another device has this token hash.
+    async fn rotate_device_token(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        token: &SecretHash,
+        previous_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Records when devices were last seen (never moving a device's time backwards).
+    /// Unknown names are ignored.
+    async fn touch_devices(
+        &self,
+        tenant: TenantId,
+        seen: &[(String, Timestamp)],
+    ) -> Result<(), StoreError>;
+
+    /// Stores an API key under the public `id`, expiring at `expires` if given;
+    /// [`StoreError::AlreadyExists`] (`what`: `api key <id>`) if the id is taken (in any
+    /// tenant), and also (without naming the secret) if another key already has this hash.
     async fn create_api_key(
         &self,
         tenant: TenantId,
         id: &str,
         role: Role,
         key: &SecretHash,
+        expires: Option<Timestamp>,
     ) -> Result<ApiKey, StoreError>;
 
-    /// The live (not revoked) API key whose secret hashes to `key`.
-    async fn api_key_by_hash(&self, key: &SecretHash) -> Result<Option<ApiKey>, StoreError>;
+    /// The live API key whose secret hashes to `key`: not revoked, and not expired at `now`.
+    async fn api_key_by_hash(
+        &self,
+        key: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// A tenant's keys that are not revoked (expired ones included, with their expiry), by
+    /// creation time.
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>, StoreError>;
 
     /// Revokes a tenant's key by id. False if the tenant has no live key with that id.
     async fn revoke_api_key(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError>;
+
+    /// A tenant's dashboards, by id.
+    async fn list_dashboards(&self, tenant: TenantId) -> Result<Vec<Dashboard>, StoreError>;
+
+    /// One dashboard.
+    async fn get_dashboard(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<Option<Dashboard>, StoreError>;
+
+    /// Creates or replaces a dashboard (by tenant and id).
+    async fn put_dashboard(&self, dashboard: &Dashboard) -> Result<(), StoreError>;
+
+    /// Deletes a dashboard. False if there was none.
+    async fn delete_dashboard(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Both contracts, as one backend provides them.

@@ -156,8 +156,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ingot_core::{Event, EventId, TenantId, Timestamp};
 use ingot_store::{
-    ApiKey, Checkpoint, Device, EventPage, EventStore, ListQuery, Registry, Role, SecretHash,
-    Series, SeriesQuery, StoreError, Tenant, WriteOutcome,
+    ApiKey, Checkpoint, Dashboard, Device, DeviceUpdate, EventPage, EventStore, GeoCell, GeoGrid,
+    ListQuery, Purge, Registry, Role, SecretHash, Series, SeriesQuery, StoreError, Tenant,
+    WriteOutcome,
 };
 
 mod error;
@@ -410,6 +411,27 @@ impl EventStore for PostgresStore {
         query::series(&mut conn, tenant, query).await
     }
 
+    async fn geo_grid(
+        &self,
+        tenant: TenantId,
+        query: &ListQuery,
+        grid: &GeoGrid,
+    ) -> Result<Vec<GeoCell>, StoreError> {
+        grid.check()?;
+        let mut conn = self.inner.pool.get().await?;
+        query::geo_grid(&mut conn, tenant, query, grid).await
+    }
+
+    async fn device_activity(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, u64, Timestamp)>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        query::device_activity(&mut conn, tenant, from, to).await
+    }
+
     async fn delete_before(
         &self,
         tenant: TenantId,
@@ -441,10 +463,34 @@ impl Registry for PostgresStore {
     async fn set_tenant_retention(
         &self,
         tenant: TenantId,
-        retention: Option<std::time::Duration>,
+        retention: Option<Duration>,
     ) -> Result<bool, StoreError> {
         let mut conn = self.inner.pool.get().await?;
         registry::set_tenant_retention(&mut conn, tenant, retention).await
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::tenant(&mut conn, id).await
+    }
+
+    async fn set_tenant_disabled(
+        &self,
+        tenant: TenantId,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::set_tenant_disabled(&mut conn, tenant, disabled).await
+    }
+
+    async fn mark_tenant_deleting(&self, tenant: TenantId) -> Result<bool, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::mark_tenant_deleting(&mut conn, tenant).await
+    }
+
+    async fn purge_tenant(&self, tenant: TenantId, limit: usize) -> Result<Purge, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::purge_tenant(&mut conn, self.inner.layout, tenant, limit).await
     }
 
     async fn create_device(
@@ -462,9 +508,53 @@ impl Registry for PostgresStore {
         registry::delete_device(&mut conn, tenant, name).await
     }
 
-    async fn device_by_token(&self, token: &SecretHash) -> Result<Option<Device>, StoreError> {
+    async fn device_by_token(
+        &self,
+        token: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<Device>, StoreError> {
         let mut conn = self.inner.pool.get().await?;
-        registry::device_by_token(&mut conn, token).await
+        registry::device_by_token(&mut conn, token, now).await
+    }
+
+    async fn list_devices(&self, tenant: TenantId) -> Result<Vec<Device>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::list_devices(&mut conn, tenant).await
+    }
+
+    async fn get_device(&self, tenant: TenantId, name: &str) -> Result<Option<Device>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::get_device(&mut conn, tenant, name).await
+    }
+
+    async fn update_device(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        update: &DeviceUpdate,
+    ) -> Result<Option<Device>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::update_device(&mut conn, tenant, name, update).await
+    }
+
+    async fn rotate_device_token(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        token: &SecretHash,
+        previous_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::rotate_device_token(&mut conn, tenant, name, token, previous_until).await
+    }
+
+    async fn touch_devices(
+        &self,
+        tenant: TenantId,
+        seen: &[(String, Timestamp)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::touch_devices(&mut conn, tenant, seen).await
     }
 
     async fn create_api_key(
@@ -473,19 +563,53 @@ impl Registry for PostgresStore {
         id: &str,
         role: Role,
         key: &SecretHash,
+        expires: Option<Timestamp>,
     ) -> Result<ApiKey, StoreError> {
         let mut conn = self.inner.pool.get().await?;
-        registry::create_api_key(&mut conn, tenant, id, role, key).await
+        registry::create_api_key(&mut conn, tenant, id, role, key, expires).await
     }
 
-    async fn api_key_by_hash(&self, key: &SecretHash) -> Result<Option<ApiKey>, StoreError> {
+    async fn api_key_by_hash(
+        &self,
+        key: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
         let mut conn = self.inner.pool.get().await?;
-        registry::api_key_by_hash(&mut conn, key).await
+        registry::api_key_by_hash(&mut conn, key, now).await
+    }
+
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::list_api_keys(&mut conn, tenant).await
     }
 
     async fn revoke_api_key(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.inner.pool.get().await?;
         registry::revoke_api_key(&mut conn, tenant, id).await
+    }
+
+    async fn list_dashboards(&self, tenant: TenantId) -> Result<Vec<Dashboard>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::list_dashboards(&mut conn, tenant).await
+    }
+
+    async fn get_dashboard(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<Option<Dashboard>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::get_dashboard(&mut conn, tenant, id).await
+    }
+
+    async fn put_dashboard(&self, dashboard: &Dashboard) -> Result<(), StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::put_dashboard(&mut conn, dashboard).await
+    }
+
+    async fn delete_dashboard(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        registry::delete_dashboard(&mut conn, tenant, id).await
     }
 }
 

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 
 use ingot_core::{TenantId, Timestamp};
 use ingot_query::{Agg, Field, Filter, Interval, Predicate, SeriesQuery, Wildcard, WildcardPart};
-use ingot_store::{ListQuery, MAX_BUCKETS, Series, StoreError};
+use ingot_store::{GeoCell, GeoGrid, ListQuery, MAX_BUCKETS, Series, StoreError};
 use tokio_postgres::types::ToSql;
 
 use crate::error;
@@ -349,6 +349,46 @@ pub(crate) async fn bounds(
         .map(|(a, b)| (Timestamp::from_micros(a), Timestamp::from_micros(b))))
 }
 
+/// Events per cell of a latitude/longitude grid (see `EventStore::geo_grid`): the
+/// position is read once per matching event, in a subquery.
+pub(crate) async fn geo_grid(
+    conn: &mut Conn,
+    tenant: TenantId,
+    query: &ListQuery,
+    grid: &GeoGrid,
+) -> Result<Vec<GeoCell>, StoreError> {
+    grid.check()?;
+    let mut params = Params::default();
+    let lat = value_expr(&Field::Data(grid.lat.clone()), &mut params)?;
+    let lon = value_expr(&Field::Data(grid.lon.clone()), &mut params)?;
+    let source = matching(tenant, query, &mut params);
+    let cell = params.bind(grid.cell);
+    let limit = params.bind(
+        i64::try_from(grid.limit)
+            .unwrap_or(i64::MAX)
+            .saturating_add(1),
+    );
+    let sql = format!(
+        "SELECT floor(lat / {cell}::float8)::bigint AS r, floor(lon / {cell}::float8)::bigint AS c, count(*) \
+         FROM (SELECT {lat} AS lat, {lon} AS lon {source}) AS positions \
+         WHERE lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180 \
+         GROUP BY r, c ORDER BY r, c LIMIT {limit}::bigint"
+    );
+    let mut cells = Vec::new();
+    for row in rows(conn, &sql, &params).await? {
+        let count: i64 = row.try_get(2).map_err(error::pg)?;
+        cells.push(GeoCell {
+            row: row.try_get(0).map_err(error::pg)?,
+            col: row.try_get(1).map_err(error::pg)?,
+            count: u64::try_from(count).unwrap_or(0),
+        });
+    }
+    if cells.len() > grid.limit {
+        return Err(grid.too_many_cells());
+    }
+    Ok(cells)
+}
+
 /// The numeric value an aggregation reads: `value`, or JSON numbers at a data path.
 fn value_expr(field: &Field, params: &mut Params) -> Result<String, StoreError> {
     match field {
@@ -527,6 +567,39 @@ fn assemble(
         });
     }
     out
+}
+
+/// Per device with events in `[from, to)`: how many and the newest `ts`.
+pub(crate) async fn device_activity(
+    conn: &mut Conn,
+    tenant: TenantId,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(String, u64, Timestamp)>, StoreError> {
+    let statement = conn
+        .prepare(
+            "SELECT device, count(*), max(ts) FROM events \
+             WHERE tenant = $1 AND ts >= $2 AND ts < $3 GROUP BY device ORDER BY device",
+        )
+        .await?;
+    let rows = conn
+        .client
+        .query(
+            &statement,
+            &[&i64::from(tenant.0), &from.as_micros(), &to.as_micros()],
+        )
+        .await
+        .map_err(error::pg)?;
+    rows.iter()
+        .map(|row| {
+            let count: i64 = row.try_get(1).map_err(error::pg)?;
+            Ok((
+                row.try_get(0).map_err(error::pg)?,
+                u64::try_from(count).unwrap_or(0),
+                Timestamp::from_micros(row.try_get(2).map_err(error::pg)?),
+            ))
+        })
+        .collect()
 }
 
 /// Deletes up to `limit` of a tenant's oldest events before `before`, with their payloads

@@ -138,7 +138,29 @@ CREATE FUNCTION ingot_now_micros() RETURNS bigint LANGUAGE sql STABLE
 
 /// Every migration after the first, in order; entry `i` takes the schema to version
 /// `i + 2`.
-const LATER: &[&str] = &[];
+const LATER: &[&str] = &[
+    // 2: tenant lifecycle, the device registry, key expiry, dashboards.
+    r#"
+    ALTER TABLE tenants ADD COLUMN disabled boolean NOT NULL DEFAULT false;
+    ALTER TABLE tenants ADD COLUMN deleting boolean NOT NULL DEFAULT false;
+    ALTER TABLE devices ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+    ALTER TABLE devices ADD COLUMN labels text NOT NULL DEFAULT '{}';
+    ALTER TABLE devices ADD COLUMN last_seen bigint;
+    ALTER TABLE devices ADD COLUMN previous_token_hash bytea;
+    ALTER TABLE devices ADD COLUMN previous_token_until bigint;
+    CREATE INDEX devices_by_previous_token ON devices (previous_token_hash)
+        WHERE previous_token_hash IS NOT NULL;
+    ALTER TABLE api_keys ADD COLUMN expires bigint;
+    CREATE TABLE dashboards (
+        tenant  bigint NOT NULL REFERENCES tenants (id),
+        id      text COLLATE "C" NOT NULL,
+        name    text NOT NULL,
+        spec    text NOT NULL,
+        updated bigint NOT NULL,
+        CONSTRAINT dashboards_pkey PRIMARY KEY (tenant, id)
+    );
+    "#,
+];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: i32 = 1 + LATER.len() as i32;

@@ -277,7 +277,7 @@ async fn replicas_connecting_at_once_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions.len(), 1, "one schema, migrated once: {versions:?}");
 
     admin
         .batch_execute("UPDATE ingot_schema SET version = 99")

@@ -121,8 +121,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use ingot_core::{Event, EventId, TenantId, Timestamp};
 use ingot_store::{
-    ApiKey, Checkpoint, Device, EventPage, EventStore, ListQuery, Registry, Role, SecretHash,
-    Series, SeriesQuery, StoreError, Tenant, WriteOutcome,
+    ApiKey, Checkpoint, Dashboard, Device, DeviceUpdate, EventPage, EventStore, GeoCell, GeoGrid,
+    ListQuery, Purge, Registry, Role, SecretHash, Series, SeriesQuery, StoreError, Tenant,
+    WriteOutcome,
 };
 
 mod error;
@@ -269,6 +270,30 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn geo_grid(
+        &self,
+        tenant: TenantId,
+        query: &ListQuery,
+        grid: &GeoGrid,
+    ) -> Result<Vec<GeoCell>, StoreError> {
+        grid.check()?;
+        let (query, grid) = (query.clone(), grid.clone());
+        self.readers
+            .run(move |conn| query::geo_grid(conn, tenant, &query, &grid))
+            .await
+    }
+
+    async fn device_activity(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, u64, Timestamp)>, StoreError> {
+        self.readers
+            .run(move |conn| query::device_activity(conn, tenant, from, to))
+            .await
+    }
+
     async fn delete_before(
         &self,
         tenant: TenantId,
@@ -311,6 +336,34 @@ impl Registry for SqliteStore {
             .await
     }
 
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        self.readers
+            .run(move |conn| registry::tenant(conn, id))
+            .await
+    }
+
+    async fn set_tenant_disabled(
+        &self,
+        tenant: TenantId,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |conn| registry::set_tenant_disabled(conn, tenant, disabled))
+            .await
+    }
+
+    async fn mark_tenant_deleting(&self, tenant: TenantId) -> Result<bool, StoreError> {
+        self.writer
+            .run(move |conn| registry::mark_tenant_deleting(conn, tenant))
+            .await
+    }
+
+    async fn purge_tenant(&self, tenant: TenantId, limit: usize) -> Result<Purge, StoreError> {
+        self.writer
+            .run(move |conn| registry::purge_tenant(conn, tenant, limit))
+            .await
+    }
+
     async fn create_device(
         &self,
         tenant: TenantId,
@@ -330,10 +383,68 @@ impl Registry for SqliteStore {
             .await
     }
 
-    async fn device_by_token(&self, token: &SecretHash) -> Result<Option<Device>, StoreError> {
+    async fn device_by_token(
+        &self,
+        token: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<Device>, StoreError> {
         let token = *token;
         self.readers
-            .run(move |conn| registry::device_by_token(conn, &token))
+            .run(move |conn| registry::device_by_token(conn, &token, now))
+            .await
+    }
+
+    async fn list_devices(&self, tenant: TenantId) -> Result<Vec<Device>, StoreError> {
+        self.readers
+            .run(move |conn| registry::list_devices(conn, tenant))
+            .await
+    }
+
+    async fn get_device(&self, tenant: TenantId, name: &str) -> Result<Option<Device>, StoreError> {
+        let name = name.to_owned();
+        self.readers
+            .run(move |conn| registry::get_device(conn, tenant, &name))
+            .await
+    }
+
+    async fn update_device(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        update: &DeviceUpdate,
+    ) -> Result<Option<Device>, StoreError> {
+        let (name, update) = (name.to_owned(), update.clone());
+        self.writer
+            .run(move |conn| registry::update_device(conn, tenant, &name, &update))
+            .await
+    }
+
+    async fn rotate_device_token(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        token: &SecretHash,
+        previous_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (name, token) = (name.to_owned(), *token);
+        self.writer
+            .run(move |conn| {
+                registry::rotate_device_token(conn, tenant, &name, &token, previous_until)
+            })
+            .await
+    }
+
+    async fn touch_devices(
+        &self,
+        tenant: TenantId,
+        seen: &[(String, Timestamp)],
+    ) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let seen = seen.to_vec();
+        self.writer
+            .run(move |conn| registry::touch_devices(conn, tenant, &seen))
             .await
     }
 
@@ -343,17 +454,28 @@ impl Registry for SqliteStore {
         id: &str,
         role: Role,
         key: &SecretHash,
+        expires: Option<Timestamp>,
     ) -> Result<ApiKey, StoreError> {
         let (id, key) = (id.to_owned(), *key);
         self.writer
-            .run(move |conn| registry::create_api_key(conn, tenant, &id, role, &key))
+            .run(move |conn| registry::create_api_key(conn, tenant, &id, role, &key, expires))
             .await
     }
 
-    async fn api_key_by_hash(&self, key: &SecretHash) -> Result<Option<ApiKey>, StoreError> {
+    async fn api_key_by_hash(
+        &self,
+        key: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKey>, StoreError> {
         let key = *key;
         self.readers
-            .run(move |conn| registry::api_key_by_hash(conn, &key))
+            .run(move |conn| registry::api_key_by_hash(conn, &key, now))
+            .await
+    }
+
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        self.readers
+            .run(move |conn| registry::list_api_keys(conn, tenant))
             .await
     }
 
@@ -361,6 +483,37 @@ impl Registry for SqliteStore {
         let id = id.to_owned();
         self.writer
             .run(move |conn| registry::revoke_api_key(conn, tenant, &id))
+            .await
+    }
+
+    async fn list_dashboards(&self, tenant: TenantId) -> Result<Vec<Dashboard>, StoreError> {
+        self.readers
+            .run(move |conn| registry::list_dashboards(conn, tenant))
+            .await
+    }
+
+    async fn get_dashboard(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<Option<Dashboard>, StoreError> {
+        let id = id.to_owned();
+        self.readers
+            .run(move |conn| registry::get_dashboard(conn, tenant, &id))
+            .await
+    }
+
+    async fn put_dashboard(&self, dashboard: &Dashboard) -> Result<(), StoreError> {
+        let dashboard = dashboard.clone();
+        self.writer
+            .run(move |conn| registry::put_dashboard(conn, &dashboard))
+            .await
+    }
+
+    async fn delete_dashboard(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .run(move |conn| registry::delete_dashboard(conn, tenant, &id))
             .await
     }
 }

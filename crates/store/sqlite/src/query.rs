@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use ingot_core::{TenantId, Timestamp};
 use ingot_query::filter::CmpOp;
 use ingot_query::{Agg, Field, Filter, Interval, Predicate, SeriesQuery, Wildcard, WildcardPart};
-use ingot_store::{ListQuery, MAX_BUCKETS, Series, StoreError};
+use ingot_store::{GeoCell, GeoGrid, ListQuery, MAX_BUCKETS, Series, StoreError};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -359,6 +359,58 @@ pub(crate) fn bounds(
         .map(|(a, b)| (Timestamp::from_micros(a), Timestamp::from_micros(b))))
 }
 
+/// Events per cell of a latitude/longitude grid (see `EventStore::geo_grid`).
+///
+/// The position is read once per matching event; SQLite's `floor` needs the optional math
+/// functions, so `floor(x)` is written `CAST(x AS INTEGER) - (x < CAST(x AS INTEGER))`
+/// (the cast truncates towards zero).
+pub(crate) fn geo_grid(
+    conn: &Connection,
+    tenant: TenantId,
+    query: &ListQuery,
+    grid: &GeoGrid,
+) -> Result<Vec<GeoCell>, StoreError> {
+    grid.check()?;
+    let m = Matching::of(query);
+    let (lat_path, lon_path) = (json_path(&grid.lat), json_path(&grid.lon));
+    let number = |p: &str| {
+        format!(
+            "CASE WHEN COALESCE(json_type(data, {p}), '') IN ('integer', 'real') THEN json_extract(data, {p}) END"
+        )
+    };
+    let floor = |x: &str| format!("(CAST({x} AS INTEGER) - ({x} < CAST({x} AS INTEGER)))");
+    let select = format!(
+        "SELECT {row} AS r, {col} AS c, count(*) FROM (SELECT {lat} AS lat, {lon} AS lon",
+        row = floor("(lat / :cell)"),
+        col = floor("(lon / :cell)"),
+        lat = number(":lat"),
+        lon = number(":lon"),
+    );
+    let suffix = ") WHERE lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180 \
+                  GROUP BY r, c ORDER BY r, c LIMIT :limit";
+    let limit = i64::try_from(grid.limit)
+        .unwrap_or(i64::MAX)
+        .saturating_add(1);
+    let extra: [(&str, &dyn ToSql); 4] = [
+        (":lat", &lat_path),
+        (":lon", &lon_path),
+        (":cell", &grid.cell),
+        (":limit", &limit),
+    ];
+    let cells = m.run(conn, tenant, &select, suffix, &extra, |row| {
+        let count: i64 = row.get(2).map_err(error::sqlite)?;
+        Ok(GeoCell {
+            row: row.get(0).map_err(error::sqlite)?,
+            col: row.get(1).map_err(error::sqlite)?,
+            count: count.max(0) as u64,
+        })
+    })?;
+    if cells.len() > grid.limit {
+        return Err(grid.too_many_cells());
+    }
+    Ok(cells)
+}
+
 /// The numeric value an aggregation reads: `value`, or JSON numbers at a data path.
 fn value_expr(field: &Field, binds: &mut Binds) -> Result<String, StoreError> {
     match field {
@@ -594,6 +646,34 @@ fn assemble(
         });
     }
     out
+}
+
+/// Per device with events in `[from, to)`: how many and the newest `ts`.
+pub(crate) fn device_activity(
+    conn: &Connection,
+    tenant: TenantId,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<(String, u64, Timestamp)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT device, count(*), max(ts) FROM events \
+             WHERE tenant = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY device ORDER BY device",
+        )
+        .map_err(error::sqlite)?;
+    let mut rows = stmt
+        .query((tenant.0, from.as_micros(), to.as_micros()))
+        .map_err(error::sqlite)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(error::sqlite)? {
+        let count: i64 = row.get(1).map_err(error::sqlite)?;
+        out.push((
+            row.get(0).map_err(error::sqlite)?,
+            count.max(0) as u64,
+            Timestamp::from_micros(row.get(2).map_err(error::sqlite)?),
+        ));
+    }
+    Ok(out)
 }
 
 /// Deletes up to `limit` of a tenant's oldest events before `before`, with their payloads.

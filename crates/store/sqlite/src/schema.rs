@@ -18,8 +18,11 @@ use crate::error;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Page cache of the writer, in KiB (negative `cache_size` is KiB): the insertion points
-/// of the indexes stay hot even for tens of millions of events.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// of the indexes stay hot even for tens of millions of events. It is an upper bound:
+/// pages are only cached once read, so a small database uses little. Measured on 3M
+/// events over 5,000 devices: 32 MiB → 84k events/s, 256 MiB → 88k (batch 50k), and
+/// with 200k-event batches 115k → 131k.
+const WRITER_CACHE_KIB: i64 = 128 * 1024;
 
 /// Page cache of each reader, in KiB.
 const READER_CACHE_KIB: i64 = 8 * 1024;
@@ -100,6 +103,27 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: how long each tenant's events are kept (seconds; NULL: the server's default).
     "ALTER TABLE tenants ADD COLUMN retention INTEGER;",
+    // 3: tenant lifecycle, the device registry, key expiry, dashboards.
+    "
+    ALTER TABLE tenants ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tenants ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE devices ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE devices ADD COLUMN last_seen INTEGER;
+    ALTER TABLE devices ADD COLUMN previous_token_hash BLOB;
+    ALTER TABLE devices ADD COLUMN previous_token_until INTEGER;
+    CREATE INDEX devices_by_previous_token ON devices (previous_token_hash)
+        WHERE previous_token_hash IS NOT NULL;
+    ALTER TABLE api_keys ADD COLUMN expires INTEGER;
+    CREATE TABLE dashboards (
+        tenant  INTEGER NOT NULL REFERENCES tenants (id),
+        id      TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        spec    TEXT NOT NULL,
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (tenant, id)
+    ) STRICT, WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this binary writes.
@@ -209,8 +233,9 @@ mod tests {
                 |r| r.get(0),
             )
             .expect("count");
-        // tenants, events, payloads, checkpoints, devices, api_keys, sqlite_sequence.
-        assert_eq!(tables, 7);
+        // tenants, events, payloads, checkpoints, devices, api_keys, dashboards,
+        // sqlite_sequence.
+        assert_eq!(tables, 8);
         conn.pragma_update(None, "user_version", VERSION + 1)
             .expect("bump");
         drop(conn);

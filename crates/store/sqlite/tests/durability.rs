@@ -74,11 +74,11 @@ async fn fill(store: &SqliteStore) -> Written {
         .expect("device");
     let (live_key, revoked_key) = ([8u8; 32], [9u8; 32]);
     store
-        .create_api_key(tenant, "k-live", Role::Admin, &live_key)
+        .create_api_key(tenant, "k-live", Role::Admin, &live_key, None)
         .await
         .expect("key");
     store
-        .create_api_key(tenant, "k-old", Role::Reader, &revoked_key)
+        .create_api_key(tenant, "k-old", Role::Reader, &revoked_key, None)
         .await
         .expect("key");
     assert!(store.revoke_api_key(tenant, "k-old").await.expect("revoke"));
@@ -132,19 +132,22 @@ async fn check(store: &SqliteStore, w: &Written) {
         .expect("kept");
     assert_eq!(tenant.id, w.tenant);
     let device = store
-        .device_by_token(&w.token)
+        .device_by_token(&w.token, Timestamp::EPOCH)
         .await
         .expect("device")
         .expect("kept");
     assert_eq!((device.tenant, device.name.as_str()), (w.tenant, "probe-7"));
     let key = store
-        .api_key_by_hash(&w.live_key)
+        .api_key_by_hash(&w.live_key, Timestamp::EPOCH)
         .await
         .expect("key")
         .expect("kept");
     assert_eq!((key.id.as_str(), key.role), ("k-live", Role::Admin));
     assert_eq!(
-        store.api_key_by_hash(&w.revoked_key).await.expect("key"),
+        store
+            .api_key_by_hash(&w.revoked_key, Timestamp::EPOCH)
+            .await
+            .expect("key"),
         None
     );
     // A second write of the same events is all duplicates: idempotency survives too.
@@ -382,7 +385,7 @@ async fn credentials_need_an_existing_tenant() {
         "{err}"
     );
     let err = store
-        .create_api_key(ghost, "k", Role::Admin, &[2; 32])
+        .create_api_key(ghost, "k", Role::Admin, &[2; 32], None)
         .await
         .expect_err("no tenant");
     assert!(

@@ -544,6 +544,7 @@ impl Engine {
                         ErrorKind::TooLarge => RefusalReason::too_large,
                         ErrorKind::UnsupportedMediaType => RefusalReason::media_type,
                         ErrorKind::Unavailable => RefusalReason::unavailable,
+                        ErrorKind::RateLimited => RefusalReason::rate_limited,
                         _ => RefusalReason::invalid,
                     };
                     metrics.refused(Protocol::coap, reason);

@@ -144,7 +144,13 @@ impl Server {
     pub async fn key(&self, role: Role) -> String {
         let key = generate_secret(SecretKind::ApiKey);
         self.store
-            .create_api_key(self.tenant, &generate_key_id(), role, &hash_secret(&key))
+            .create_api_key(
+                self.tenant,
+                &generate_key_id(),
+                role,
+                &hash_secret(&key),
+                None,
+            )
             .await
             .expect("key created");
         key

@@ -112,7 +112,7 @@ impl Server {
         let metrics = MqttMetrics::default();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(ingot_adapter_mqtt::serve(
-            listener,
+            Some(listener),
             tls,
             options.config.unwrap_or_default(),
             MqttDeps { ingest, auth },
@@ -154,7 +154,7 @@ impl Server {
     pub async fn key(&self, tenant: TenantId, role: Role) -> String {
         let key = generate_secret(SecretKind::ApiKey);
         self.store
-            .create_api_key(tenant, &generate_key_id(), role, &hash_secret(&key))
+            .create_api_key(tenant, &generate_key_id(), role, &hash_secret(&key), None)
             .await
             .expect("create key");
         key

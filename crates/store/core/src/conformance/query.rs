@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use ingot_core::{Event, EventId, JsonText, TenantId, Timestamp};
 use ingot_query::{Agg, Field, Filter, Interval, IntervalSpec, SeriesQuery};
 
-use crate::{Checkpoint, ListQuery, MAX_PAGE, Store, StoreError};
+use crate::{Checkpoint, GeoCell, GeoGrid, ListQuery, MAX_GEO_CELLS, MAX_PAGE, Store, StoreError};
 
 const A: TenantId = TenantId(11);
 const B: TenantId = TenantId(12);
@@ -365,6 +365,182 @@ pub async fn bounds_follow_the_filters<S: Store + ?Sized>(store: &S) {
             .unwrap_or_else(|e| panic!("{e}")),
         None
     );
+}
+
+/// Positions of every shape the geo grid must handle: fractional and negative, on the
+/// edges of the ranges, out of range, strings, half missing, and under another path.
+fn geo_extras(tenant: TenantId) -> Vec<Event> {
+    let positions = [
+        serde_json::json!({ "location": { "lat": 38.95618, "lon": -77.39835 } }),
+        serde_json::json!({ "location": { "lat": 38.95, "lon": -77.3 } }),
+        serde_json::json!({ "location": { "lat": -33.8688, "lon": 151.2093 } }),
+        serde_json::json!({ "location": { "lat": 90, "lon": 180 } }),
+        serde_json::json!({ "location": { "lat": -90, "lon": -180 } }),
+        serde_json::json!({ "location": { "lat": -0.0001, "lon": -0.0001 } }),
+        serde_json::json!({ "location": { "lat": 90.5, "lon": 10 } }),
+        serde_json::json!({ "location": { "lat": 10, "lon": -180.25 } }),
+        serde_json::json!({ "location": { "lat": "38.9", "lon": "-77.3" } }),
+        serde_json::json!({ "location": { "lat": 38.9 } }),
+        serde_json::json!({ "location": [38.9, -77.3] }),
+        serde_json::json!({ "location": { "lat": null, "lon": 1 } }),
+        serde_json::json!({ "pos": { "lat": 51.5072, "lon": -0.1276 } }),
+    ];
+    positions
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| Event {
+            id: EventId::parse(&format!("g{i:04}")).unwrap_or_else(|e| panic!("{e}")),
+            tenant,
+            device: format!("car-{}", i % 3),
+            sensor: None,
+            ts: Timestamp::from_micros(BASE + i as i64 * HOUR),
+            received: Timestamp::from_micros(BASE),
+            kind: Some("position".to_owned()),
+            value: None,
+            data: Some(JsonText::from_value(&data)),
+            payload: None,
+        })
+        .collect()
+}
+
+/// This file's own grid: `(floor(lat / cell), floor(lon / cell))` of the positioned
+/// events `query` selects, counted.
+fn own_grid(events: &[Event], query: &ListQuery, grid: &GeoGrid) -> Vec<GeoCell> {
+    let mut cells: BTreeMap<(i64, i64), u64> = BTreeMap::new();
+    for e in events {
+        let in_range =
+            query.from.is_none_or(|from| e.ts >= from) && query.to.is_none_or(|to| e.ts < to);
+        if !in_range || !query.filter.matches(e) {
+            continue;
+        }
+        let lat = numbers_at(e, &Field::Data(grid.lat.clone()));
+        let lon = numbers_at(e, &Field::Data(grid.lon.clone()));
+        if let (Some(lat), Some(lon)) = (lat, lon)
+            && (-90.0..=90.0).contains(&lat)
+            && (-180.0..=180.0).contains(&lon)
+        {
+            let key = (
+                (lat / grid.cell).floor() as i64,
+                (lon / grid.cell).floor() as i64,
+            );
+            *cells.entry(key).or_default() += 1;
+        }
+    }
+    cells
+        .into_iter()
+        .map(|((row, col), count)| GeoCell { row, col, count })
+        .collect()
+}
+
+fn path(text: &str) -> Vec<String> {
+    text.split('.').map(str::to_owned).collect()
+}
+
+/// `geo_grid` counts positioned events per cell as the reference does, bounded by its
+/// limit, for the filters and time ranges of a listing; other tenants never count.
+pub async fn geo_grid_counts_positions<S: Store + ?Sized>(store: &S) {
+    let mut events = load(store).await;
+    let extras = geo_extras(A);
+    let checkpoint = Checkpoint {
+        consumer: "conformance".into(),
+        topic: "events".into(),
+        offsets: vec![],
+    };
+    store
+        .write_batch(extras.clone(), &checkpoint)
+        .await
+        .unwrap_or_else(|e| panic!("write_batch: {e}"));
+    events.extend(extras);
+    let grid = |lat: &str, lon: &str, cell: f64| GeoGrid {
+        lat: path(lat),
+        lon: path(lon),
+        cell,
+        limit: MAX_GEO_CELLS,
+    };
+    let queries = [
+        all(Filter::All),
+        all(filter("origin:seville or kind:position")),
+        all(filter("not location.lat < 0")),
+        ListQuery {
+            from: Some(ts("2018-06-01T02:00:00Z")),
+            to: Some(ts("2018-06-02T12:00:00Z")),
+            ..all(Filter::All)
+        },
+    ];
+    for query in &queries {
+        for cell in [1.0, 0.25, 7.5, 0.001, 45.0] {
+            for (lat, lon) in [("location.lat", "location.lon"), ("pos.lat", "pos.lon")] {
+                let grid = grid(lat, lon, cell);
+                let got = store
+                    .geo_grid(A, query, &grid)
+                    .await
+                    .unwrap_or_else(|e| panic!("geo_grid {query:?} {grid:?}: {e}"));
+                assert_eq!(got, own_grid(&events, query, &grid), "{query:?} {grid:?}");
+            }
+        }
+    }
+    let everything = own_grid(
+        &events,
+        &queries[0],
+        &grid("location.lat", "location.lon", 1.0),
+    );
+    assert!(
+        everything.len() > 100,
+        "the data set spreads over many cells"
+    );
+    assert!(
+        everything.iter().any(|c| c.row < 0 && c.col < 0),
+        "negative cells are covered"
+    );
+
+    // Exactly `limit` cells is an answer; one more is an error.
+    let exact = GeoGrid {
+        limit: everything.len(),
+        ..grid("location.lat", "location.lon", 1.0)
+    };
+    assert_eq!(
+        store.geo_grid(A, &queries[0], &exact).await.ok(),
+        Some(everything.clone())
+    );
+    let fewer = GeoGrid {
+        limit: everything.len() - 1,
+        ..exact.clone()
+    };
+    for bad in [
+        fewer,
+        GeoGrid {
+            cell: 0.0,
+            ..exact.clone()
+        },
+        GeoGrid {
+            cell: f64::NAN,
+            ..exact.clone()
+        },
+        GeoGrid {
+            limit: 0,
+            ..exact.clone()
+        },
+    ] {
+        match store.geo_grid(A, &queries[0], &bad).await {
+            Err(StoreError::InvalidQuery(_)) => {}
+            other => panic!("{bad:?}: expected InvalidQuery, got {other:?}"),
+        }
+    }
+
+    // Tenant B has 50 look-alike events, half with a position; nobody else has any.
+    let b: u64 = store
+        .geo_grid(B, &queries[0], &exact)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(b, 25);
+    let none = store
+        .geo_grid(TenantId(99), &queries[0], &exact)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(none.is_empty());
 }
 
 fn numbers_at(event: &Event, field: &Field) -> Option<f64> {
