@@ -145,3 +145,89 @@ async fn admin_commands_wrap_the_api() {
         .await;
     assert_eq!(status, 401, "the removed device's token no longer works");
 }
+
+/// The registry commands of issue #6: labels, list, show, disable/enable, rotate with a
+/// grace period, keys with an expiry, tenants listed, disabled and removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_key_and_tenant_commands_manage_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let admin = server.admin_key();
+    let env = [
+        ("INGOT_SERVER", server.base.as_str()),
+        ("INGOT_API_KEY", admin.as_str()),
+    ];
+    let cli = |args: &[&str]| {
+        let (code, out, err) = run_cli(args, &env);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        out
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&cli(&args)).unwrap()
+    };
+
+    let added = json(&["device", "add", "probe-7", "--label", "city=seville"]);
+    let token = added["token"].as_str().unwrap().to_owned();
+    let listed = json(&["device", "list"]);
+    assert_eq!(listed["devices"][0]["labels"], json!({"city": "seville"}));
+    assert_eq!(json(&["device", "show", "probe-7"])["enabled"], true);
+    let event = || async {
+        server
+            .post(Some(&token), "application/json", r#"{"value": 1}"#)
+            .await
+            .0
+    };
+    assert_eq!(event().await, 201);
+    cli(&["device", "disable", "probe-7"]);
+    assert_eq!(event().await, 403);
+    cli(&["device", "enable", "probe-7"]);
+    assert_eq!(event().await, 201);
+    let rotated = json(&["device", "rotate", "probe-7", "--grace", "1h"]);
+    assert_ne!(rotated["token"], token.as_str());
+    assert!(rotated["previous_token_valid_until"].is_string());
+    assert_eq!(
+        event().await,
+        201,
+        "the old token works during the grace period"
+    );
+
+    let key = json(&["key", "add", "--role", "reader", "--expires", "90d"]);
+    assert!(key["expires"].is_string(), "{key}");
+    let keys = json(&["key", "list"]);
+    let listed = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key["id"])
+        .expect("the new key is listed");
+    assert!(
+        listed.get("key").is_none(),
+        "the secret is never listed again"
+    );
+    let (code, _, err) = run_cli(&["key", "add", "--expires", "yesterday"], &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("expires"), "{err}");
+
+    cli(&["tenant", "add", "acme"]);
+    cli(&["tenant", "disable", "acme"]);
+    let tenants = json(&["tenant", "list"]);
+    let acme = tenants["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "acme")
+        .expect("acme is listed");
+    assert_eq!(acme["disabled"], true);
+    cli(&["tenant", "rm", "acme"]);
+    let tenants = json(&["tenant", "list"]);
+    assert!(
+        tenants["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "acme" || t["deleting"] == true)
+    );
+    server.stop().await;
+}

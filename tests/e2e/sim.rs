@@ -209,3 +209,55 @@ async fn refusals_are_reported_by_code_with_exit_code_3() {
     assert_eq!(report["errors_by_code"]["http 401"], 3, "{report}");
     server.stop().await;
 }
+
+/// `ingot serve --demo`: the demo fleet is registered, writes a day of weather history at
+/// once and keeps reporting; the new tenant has its built-in dashboard; a restart does not
+/// duplicate the history (its ids are derived from station, time and kind).
+#[tokio::test]
+async fn serve_demo_registers_its_fleet_and_writes_history_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--demo"]).await;
+    let banner = server.stdout.lock().unwrap().clone();
+    assert!(banner.contains("Demo fleet"), "{banner}");
+    let (status, devices) = server.get("/api/v1/devices").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        devices["devices"].as_array().unwrap().len(),
+        16,
+        "{devices}"
+    );
+    let (status, dashboards) = server.get("/api/v1/dashboards").await;
+    assert_eq!(status, 200);
+    assert_eq!(dashboards["dashboards"][0]["id"], "fleet-overview");
+    // 4 stations × 3 readings × 97 quarter hours of history, plus live reports.
+    let history = server.wait_for_events("kind=temperature", 4 * 97).await;
+    assert!(history.len() >= 4 * 97, "{}", history.len());
+    // Vehicles report every 2 s with their position.
+    let vehicles = server.wait_for_events("q=vin:*", 12).await;
+    assert!(
+        vehicles
+            .iter()
+            .all(|e| e["data"]["location"]["lat"].is_number())
+    );
+    let count = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["id"].as_str().is_some_and(|id| id.starts_with("demo-")))
+            .count()
+    };
+    let before = count(&server.all_events("kind=temperature").await);
+    assert!(before >= 4 * 96, "{before}");
+    server.stop().await;
+
+    let server = Server::start(dir.path(), &["--demo"]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after = count(&server.all_events("kind=temperature").await);
+    // At most one new quarter hour of history can have started between the two runs.
+    assert!(
+        after <= before + 4,
+        "history duplicated: {before} → {after}"
+    );
+    let (_, devices) = server.get("/api/v1/devices").await;
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 16);
+    server.stop().await;
+}

@@ -63,6 +63,52 @@ pub struct ListQuery {
     pub histogram: Option<Interval>,
 }
 
+impl ListQuery {
+    /// Refuses a page size outside `1..=MAX_PAGE`, before anything reaches a database.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.limit == 0 || self.limit > MAX_PAGE {
+            return Err(StoreError::InvalidQuery(format!(
+                "limit must be between 1 and {MAX_PAGE}, not {}",
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+
+    /// The upper end of the listing's range, reduced to the stricter of `to` and the
+    /// cursor. Backends send at most one bound to the database: given `ts < to` and the
+    /// cursor's `(ts, id) < (…)`, an index scan ranges over one of them and only filters
+    /// by the other, which would make each page of a deep listing rescan everything
+    /// before it.
+    pub fn upper(&self) -> Upper<'_> {
+        let to = self.to.map(Timestamp::as_micros);
+        let cursor = self
+            .cursor
+            .as_ref()
+            .map(|c| (c.ts.as_micros(), c.id.as_str()));
+        match (to, cursor) {
+            (None, None) => Upper::None,
+            (Some(to), None) => Upper::Before(to),
+            // The cursor's ts is below `to`: everything after it is below `to` too.
+            (None, Some((ts, id))) => Upper::After(ts, id),
+            (Some(to), Some((ts, id))) if ts < to => Upper::After(ts, id),
+            // Otherwise every row below `to` is also after the cursor.
+            (Some(to), Some(_)) => Upper::Before(to),
+        }
+    }
+}
+
+/// The upper end of a listing's range, in microseconds ([`ListQuery::upper`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upper<'q> {
+    /// No upper end.
+    None,
+    /// `ts < to`.
+    Before(i64),
+    /// `(ts, id) < (ts, id)`: strictly after the cursor in newest-first order.
+    After(i64, &'q str),
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventPage {

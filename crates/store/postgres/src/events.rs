@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use ingot_core::{Event, EventId, JsonText, Payload, TenantId, Timestamp};
 use ingot_query::Filter;
-use ingot_store::{Checkpoint, Cursor, EventPage, ListQuery, MAX_PAGE, StoreError, WriteOutcome};
+use ingot_store::{Checkpoint, Cursor, EventPage, ListQuery, StoreError, Upper, WriteOutcome};
 use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -294,31 +294,6 @@ pub(crate) async fn checkpoint(
     Ok(out)
 }
 
-/// Checks a listing request before it reaches the database.
-pub(crate) fn check_query(query: &ListQuery) -> Result<(), StoreError> {
-    if query.limit == 0 || query.limit > MAX_PAGE {
-        return Err(StoreError::InvalidQuery(format!(
-            "limit must be between 1 and {MAX_PAGE}, not {}",
-            query.limit
-        )));
-    }
-    Ok(())
-}
-
-/// The upper end of a listing's range. At most one bound reaches the database: given
-/// `ts < to` and the cursor's `(ts, id) < (…)`, a B-tree scan starts from one of them
-/// and only filters by the other, which could make each page of a deep listing rescan
-/// everything before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Upper<'q> {
-    /// No upper end.
-    None,
-    /// `ts < to`.
-    Before(i64),
-    /// `(ts, id) < (ts, id)`: strictly after the cursor in newest-first order.
-    After(i64, &'q str),
-}
-
 /// A listing's conditions, with the upper end already reduced to the stricter bound.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Conditions<'q> {
@@ -331,26 +306,12 @@ pub(crate) struct Conditions<'q> {
 
 impl<'q> Conditions<'q> {
     pub(crate) fn of(query: &'q ListQuery) -> Conditions<'q> {
-        let to = query.to.map(Timestamp::as_micros);
-        let cursor = query
-            .cursor
-            .as_ref()
-            .map(|c| (c.ts.as_micros(), c.id.as_str()));
-        let upper = match (to, cursor) {
-            (None, None) => Upper::None,
-            (Some(to), None) => Upper::Before(to),
-            // The cursor's ts is below `to`: everything after it is below `to` too.
-            (None, Some((ts, id))) => Upper::After(ts, id),
-            (Some(to), Some((ts, id))) if ts < to => Upper::After(ts, id),
-            // Otherwise every row below `to` is also after the cursor.
-            (Some(to), Some(_)) => Upper::Before(to),
-        };
         Conditions {
             device: query.device.as_deref(),
             sensor: query.sensor.as_deref(),
             kind: query.kind.as_deref(),
             from: query.from.map(Timestamp::as_micros),
-            upper,
+            upper: query.upper(),
         }
     }
 
@@ -418,9 +379,9 @@ pub(crate) async fn list(
     tenant: TenantId,
     query: &ListQuery,
 ) -> Result<EventPage, StoreError> {
-    check_query(query)?;
+    query.check()?;
     let cond = Conditions::of(query);
-    // `check_query` bounds the limit by MAX_PAGE, far below i64::MAX.
+    // `ListQuery::check` bounds the limit by MAX_PAGE, far below i64::MAX.
     let fetch = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
     let mut params = Params::default();
     let sql = cond.sql(tenant, &query.filter, fetch, &mut params);
@@ -763,7 +724,7 @@ mod tests {
         let mut conn = store.inner.pool.get().await.expect("conn");
         let all = ListQuery {
             device: Some("dev-7".into()),
-            limit: MAX_PAGE,
+            limit: ingot_store::MAX_PAGE,
             ..ListQuery::default()
         };
         let everything = list(&mut conn, TenantId(1), &all)

@@ -383,7 +383,7 @@ impl EventStore for PostgresStore {
         tenant: TenantId,
         query: &ListQuery,
     ) -> Result<EventPage, StoreError> {
-        events::check_query(query)?;
+        query.check()?;
         let mut conn = self.inner.pool.get().await?;
         events::list(&mut conn, tenant, query).await
     }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use ingot_core::{Event, EventId, JsonText, Payload, TenantId, Timestamp};
-use ingot_store::{Checkpoint, Cursor, EventPage, ListQuery, MAX_PAGE, StoreError, WriteOutcome};
+use ingot_store::{Checkpoint, Cursor, EventPage, ListQuery, StoreError, Upper, WriteOutcome};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Row, TransactionBehavior};
 
@@ -139,30 +139,6 @@ pub(crate) fn checkpoint(
     Ok(out)
 }
 
-/// Checks a listing request before it reaches the database.
-pub(crate) fn check_query(query: &ListQuery) -> Result<(), StoreError> {
-    if query.limit == 0 || query.limit > MAX_PAGE {
-        return Err(StoreError::InvalidQuery(format!(
-            "limit must be between 1 and {MAX_PAGE}, not {}",
-            query.limit
-        )));
-    }
-    Ok(())
-}
-
-/// The upper end of a listing's range: at most one reaches SQLite, because given two
-/// (`ts < to` and the cursor) it ranges over one index by only one of them and filters on
-/// the other, which would make each page of a deep listing rescan everything before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Upper<'q> {
-    /// No upper end.
-    None,
-    /// `ts < to`.
-    Before(i64),
-    /// `(ts, id) < (ts, id)`: strictly after the cursor in newest-first order.
-    After(i64, &'q str),
-}
-
 /// A listing's conditions, with the upper end already reduced to the stricter bound.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Conditions<'q> {
@@ -175,20 +151,6 @@ pub(crate) struct Conditions<'q> {
 
 impl<'q> Conditions<'q> {
     pub(crate) fn of(query: &'q ListQuery) -> Conditions<'q> {
-        let to = query.to.map(Timestamp::as_micros);
-        let cursor = query
-            .cursor
-            .as_ref()
-            .map(|c| (c.ts.as_micros(), c.id.as_str()));
-        let upper = match (to, cursor) {
-            (None, None) => Upper::None,
-            (Some(to), None) => Upper::Before(to),
-            // The cursor's ts is below `to`: everything after it is below `to` too.
-            (None, Some((ts, id))) => Upper::After(ts, id),
-            (Some(to), Some((ts, id))) if ts < to => Upper::After(ts, id),
-            // Otherwise every row below `to` is also after the cursor.
-            (Some(to), Some(_)) => Upper::Before(to),
-        };
         Conditions {
             // A `device:x` the filter requires narrows the range through the device index
             // just as the `device` parameter does (the filter still checks it too).
@@ -199,7 +161,7 @@ impl<'q> Conditions<'q> {
             sensor: query.sensor.as_deref(),
             kind: query.kind.as_deref(),
             from: query.from.map(Timestamp::as_micros),
-            upper,
+            upper: query.upper(),
         }
     }
 
@@ -282,10 +244,10 @@ pub(crate) fn list(
     tenant: TenantId,
     query: &ListQuery,
 ) -> Result<EventPage, StoreError> {
-    check_query(query)?;
+    query.check()?;
     let cond = Conditions::of(query);
     let tenant_key = i64::from(tenant.0);
-    // `check_query` bounds the limit by MAX_PAGE, far below i64::MAX.
+    // `ListQuery::check` bounds the limit by MAX_PAGE, far below i64::MAX.
     let fetch = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
 
     let mut binds = Binds::default();

@@ -234,7 +234,7 @@ impl EventStore for SqliteStore {
         tenant: TenantId,
         query: &ListQuery,
     ) -> Result<EventPage, StoreError> {
-        events::check_query(query)?;
+        query.check()?;
         let query = query.clone();
         self.readers
             .run(move |conn| events::list(conn, tenant, &query))
